@@ -1,0 +1,3 @@
+from ghosttui.cli import main
+
+main()

@@ -1,0 +1,231 @@
+"""The pattern cache: every pattern of a scan, preprocessed for the model.
+
+One HDF5 file per (source content, load options, preprocessing settings),
+named by a hash of the three, so re-opening an unchanged scan reuses it and
+changing anything builds a new one. Built in one streaming pass with bounded
+memory (blocks of ~32 MiB, the next block read while the current one is
+processed); the same pass stores virtual bright-field and annular dark-field
+images for navigation. Written under a temporary name and renamed when
+complete: a failed or interrupted build never leaves a cache behind.
+
+Layout: ``/patterns`` (Rx, Ry, S, S) float16, chunked by scan row;
+``/vbf`` and ``/adf`` (Rx, Ry) float32; ``/mean_pattern`` (Qx, Qy) float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ghosttui import __version__
+from ghosttui.data.fingerprint import file_fingerprint
+from ghosttui.data.formats import open_scan
+from ghosttui.data.layout import read_flat, write_flat
+from ghosttui.data.options import LoadOptions
+from ghosttui.data.scan import Scan
+from ghosttui.errors import DataError
+from ghosttui.preprocess import PatternPipeline, PreprocessSettings, check_block, survey
+
+CACHE_FORMAT = 1
+BLOCK_BYTES = 32 * 1024 * 1024
+Progress = Callable[[int, int], None]
+
+
+def default_cache_dir() -> Path:
+    """``$GHOSTTUI_CACHE_DIR``, else ``$XDG_CACHE_HOME/ghosttui``, else ``~/.cache/ghosttui``."""
+    if os.environ.get("GHOSTTUI_CACHE_DIR"):
+        return Path(os.environ["GHOSTTUI_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ghosttui"
+
+
+def cache_key(fingerprint: str, options: LoadOptions, settings: PreprocessSettings) -> str:
+    blob = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "source": fingerprint,
+            "load": options.to_dict(),
+            "pre": settings.key(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+class PatternCache:
+    """Read access to a finished cache file."""
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+            attrs = self._file.attrs
+            if int(attrs.get("cache_format", -1)) != CACHE_FORMAT:
+                raise DataError(
+                    "cache from another ghosttui version; it will be rebuilt", self.path
+                )
+            self._patterns = self._file["patterns"]
+            self.vbf = self._file["vbf"][()]
+            self.adf = self._file["adf"][()]
+            self.mean_pattern = self._file["mean_pattern"][()]
+            self.meta: dict[str, Any] = json.loads(attrs["meta"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"unreadable cache ({exc})", self.path) from exc
+        self.shape = tuple(int(v) for v in self._patterns.shape)
+        self.settings = PreprocessSettings.from_dict(self.meta["preprocess"])
+
+    @property
+    def scan_shape(self) -> tuple[int, int]:
+        return self.shape[0], self.shape[1]
+
+    @property
+    def n_patterns(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.shape[2]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Model inputs for flat positions ``start..stop``: (n, S, S) float32."""
+        return read_flat(self._patterns, start, stop, self.shape[1]).astype(np.float32)
+
+    def pattern(self, rx: int, ry: int) -> np.ndarray:
+        return self._patterns[rx, ry].astype(np.float32)
+
+    def gather(self, positions: np.ndarray) -> np.ndarray:
+        """Model inputs at (k, 2) positions, in the given order."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1, 2)
+        out = np.empty((len(positions), *self.shape[2:]), np.float32)
+        order = np.lexsort((positions[:, 1], positions[:, 0]))
+        for i in order:
+            out[i] = self._patterns[positions[i, 0], positions[i, 1]]
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PatternCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_cache(
+    scan: Scan,
+    settings: PreprocessSettings,
+    out: str | Path,
+    *,
+    fingerprint: str,
+    options: LoadOptions,
+    progress: Progress | None = None,
+) -> Path:
+    """Preprocess every pattern of ``scan`` into a new cache file at ``out``."""
+    import h5py
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    detector = survey(scan, settings)
+    pipeline = PatternPipeline(settings, detector)
+    n_rx, n_ry = scan.scan_shape
+    size = settings.size
+    per_pattern = scan.shape[2] * scan.shape[3] * max(4, scan.dtype.itemsize)
+    block = int(max(1, min(scan.n_patterns, BLOCK_BYTES // per_pattern)))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    started = time.perf_counter()
+    try:
+        with h5py.File(tmp, "w") as f, ThreadPoolExecutor(1) as reader:
+            patterns = f.create_dataset(
+                "patterns",
+                (n_rx, n_ry, size, size),
+                dtype="float16",
+                chunks=(1, min(n_ry, 64), size, size),
+            )
+            vbf = np.zeros(scan.n_patterns, np.float32)
+            adf = np.zeros(scan.n_patterns, np.float32)
+            starts = list(range(0, scan.n_patterns, block))
+            pending = reader.submit(scan.read, 0, min(block, scan.n_patterns))
+            for i, start in enumerate(starts):
+                raw = pending.result()
+                if i + 1 < len(starts):
+                    nxt = starts[i + 1]
+                    pending = reader.submit(scan.read, nxt, min(nxt + block, scan.n_patterns))
+                check_block(scan, start, raw, settings.allow_blank)
+                model_input, virtual = pipeline(raw)
+                write_flat(patterns, start, model_input.astype(np.float16), n_ry)
+                vbf[start : start + len(raw)] = virtual[:, 0]
+                adf[start : start + len(raw)] = virtual[:, 1]
+                if progress is not None:
+                    progress(start + len(raw), scan.n_patterns)
+            f.create_dataset("vbf", data=vbf.reshape(n_rx, n_ry))
+            f.create_dataset("adf", data=adf.reshape(n_rx, n_ry))
+            f.create_dataset("mean_pattern", data=detector.mean_pattern)
+            for key, value in detector.to_attrs().items():
+                f.attrs[key] = value
+            f.attrs["cache_format"] = CACHE_FORMAT
+            f.attrs["meta"] = json.dumps(
+                {
+                    "source": str(scan.path.resolve()),
+                    "fingerprint": fingerprint,
+                    "format": scan.format,
+                    "dataset": scan.dataset,
+                    "source_shape": list(scan.shape),
+                    "source_dtype": str(scan.dtype),
+                    "calibration": scan.calibration.to_dict(),
+                    "load": options.to_dict(),
+                    "preprocess": settings.to_dict(),
+                    "ghosttui": __version__,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def cache_path_for(
+    path: str | Path,
+    options: LoadOptions,
+    settings: PreprocessSettings,
+    cache_dir: str | Path | None = None,
+) -> tuple[Path, str]:
+    """Where the cache of this file with these settings lives, and the file's fingerprint."""
+    fingerprint = file_fingerprint(path)
+    directory = Path(cache_dir) if cache_dir else default_cache_dir()
+    return directory / f"{cache_key(fingerprint, options, settings)}.h5", fingerprint
+
+
+def open_or_build(
+    path: str | Path,
+    options: LoadOptions,
+    settings: PreprocessSettings,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    rebuild: bool = False,
+) -> PatternCache:
+    """The cache for ``path``: reused when the file and settings are unchanged, else built."""
+    target, fingerprint = cache_path_for(path, options, settings, cache_dir)
+    if target.exists() and not rebuild:
+        try:
+            return PatternCache(target)
+        except DataError:
+            pass  # stale or damaged: rebuilt below (the new file replaces it atomically)
+    with open_scan(path, options) as scan:
+        build_cache(
+            scan, settings, target, fingerprint=fingerprint, options=options, progress=progress
+        )
+    return PatternCache(target)

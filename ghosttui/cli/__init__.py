@@ -1,0 +1,71 @@
+"""The ``ghosttui`` command: a thin typer layer over the core functions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from ghosttui import __version__
+from ghosttui.errors import GhostError
+
+app = typer.Typer(
+    name="ghosttui",
+    help="Map ferroelectric domains in 4D-STEM scans: label diffraction patterns in the "
+    "terminal, train a small CNN, paint the domain map.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ghosttui {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """ghosttui: active-learning domain mapping for 4D-STEM."""
+
+
+def _register() -> None:
+    from ghosttui.cli import data_commands  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    _register()
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except GhostError as exc:
+        typer.echo(f"ghosttui: error: {exc}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("ghosttui: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("GHOSTTUI_DEBUG"):
+            raise
+        typer.echo(
+            f"ghosttui: internal error: {type(exc).__name__}: {exc} "
+            "(set GHOSTTUI_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,192 @@
+"""Commands about data files: info, simulate, preprocess."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ghosttui.cli import app
+from ghosttui.cli.options import (
+    AllowBlank,
+    Crop,
+    Dataset,
+    Detector,
+    Dtype,
+    Format,
+    HotPixels,
+    Normalise,
+    Offset,
+    Pooling,
+    ScanShape,
+    Size,
+    Transform,
+    console,
+    load_options,
+    preprocess_settings,
+    progress_bar,
+)
+from ghosttui.preprocess import DEFAULT_SIZE
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@app.command()
+def info(
+    file: Annotated[
+        Path, typer.Argument(help="A 4D-STEM file (.npy, .h5, .emd, .dm4, .mib, ...).")
+    ],
+    dataset: Dataset = None,
+    scan: ScanShape = None,
+    detector: Detector = None,
+    dtype: Dtype = None,
+    offset: Offset = 0,
+    format: Format = None,
+    preview: Annotated[
+        bool, typer.Option("--preview/--no-preview", help="Show a virtual bright-field image.")
+    ] = True,
+) -> None:
+    """Show what a file holds: format, (Rx, Ry, Qx, Qy), dtype, size, calibration, a vBF preview."""
+    from ghosttui.cache import cache_path_for
+    from ghosttui.data import open_scan
+    from ghosttui.render.cells import CellImage
+    from ghosttui.render.colour import Contrast
+
+    options = load_options(dataset, scan, detector, dtype, offset, format)
+    with open_scan(file, options) as data:
+        rx, ry, qx, qy = data.shape
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan")
+        table.add_column()
+        table.add_row("file", str(file))
+        table.add_row(
+            "format", data.format + (f"  (dataset {data.dataset})" if data.dataset else "")
+        )
+        table.add_row(
+            "shape", f"(Rx, Ry, Qx, Qy) = ({rx}, {ry}, {qx}, {qy})   {data.n_patterns:,} patterns"
+        )
+        table.add_row("dtype", str(data.dtype))
+        table.add_row(
+            "size",
+            f"{_human_bytes(file.stat().st_size)} on disk, {_human_bytes(data.nbytes)} of patterns",
+        )
+        table.add_row("calibration", data.calibration.describe())
+        cache, fingerprint = cache_path_for(file, options, preprocess_settings())
+        table.add_row("fingerprint", fingerprint)
+        table.add_row("cache", f"{cache} ({'ready' if cache.exists() else 'not built yet'})")
+        console.print(table)
+        if preview:
+            from ghosttui.navigation import quick_virtual_images
+
+            vbf, _adf, step = quick_virtual_images(data)
+            every = f", one position in {step} along each axis" if step > 1 else ""
+            console.print(
+                f"[bold cyan]virtual bright field[/] ({rx}x{ry} scan{every}; Rx down, Ry across)"
+            )
+            console.print(
+                CellImage(Contrast(mode="linear", low=0.5, high=99.5).to_rgb(vbf), 64, 32)
+            )
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Argument(help="Output HDF5 file (/data 4D uint16, /truth int8).")],
+    scan: Annotated[str, typer.Option("--scan", help="Scan shape RXxRY.")] = "206x34",
+    size: Annotated[int, typer.Option("--size", help="Detector side in pixels.")] = 128,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the scan is deterministic per seed.")
+    ] = 0,
+    geometry: Annotated[str, typer.Option("--geometry", help="wall, stripes or needles.")] = "wall",
+    ghost_strength: Annotated[
+        float,
+        typer.Option(
+            "--ghost-strength", help="Ghost / neighbouring Bragg disk intensity, far from walls."
+        ),
+    ] = 0.05,
+    dose: Annotated[float, typer.Option("--dose", help="Electrons per pattern.")] = 5.0e4,
+    truth_npy: Annotated[
+        Path | None,
+        typer.Option("--truth-npy", help="Also write the truth map as .npy (Rx, Ry) int8."),
+    ] = None,
+) -> None:
+    """Write a synthetic boracite-like scan with its ground-truth domain map."""
+    from ghosttui.data.options import parse_shape
+    from ghosttui.simulate import CLASSES, SimulationSettings
+    from ghosttui.simulate import simulate as run_simulation
+
+    settings = SimulationSettings(
+        scan=parse_shape(scan),
+        size=size,
+        geometry=geometry,
+        seed=seed,
+        dose=dose,
+        ghost_strength=ghost_strength,
+    )
+    started = time.perf_counter()
+    with progress_bar("simulating") as update:
+        run_simulation(out, settings, progress=update, truth_npy=truth_npy)
+    console.print(
+        f"wrote {out}: {settings.scan[0]}x{settings.scan[1]} scan of {size}x{size} patterns, "
+        f"geometry {geometry}, seed {seed}, classes {','.join(CLASSES)} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+
+
+@app.command()
+def preprocess(
+    file: Annotated[Path, typer.Argument(help="A 4D-STEM file.")],
+    dataset: Dataset = None,
+    scan: ScanShape = None,
+    detector: Detector = None,
+    dtype: Dtype = None,
+    offset: Offset = 0,
+    format: Format = None,
+    size: Size = DEFAULT_SIZE,
+    pooling: Pooling = "sum",
+    crop: Crop = None,
+    transform: Transform = "log",
+    normalise: Normalise = "robust",
+    hot_pixels: HotPixels = True,
+    allow_blank: AllowBlank = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Where caches live (default $GHOSTTUI_CACHE_DIR or ~/.cache/ghosttui).",
+        ),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build again even if a cache exists.")
+    ] = False,
+) -> None:
+    """Build (or find) the model-ready cache of a scan."""
+    from ghosttui.cache import cache_path_for, open_or_build
+
+    options = load_options(dataset, scan, detector, dtype, offset, format)
+    settings = preprocess_settings(
+        size, pooling, crop, transform, normalise, hot_pixels, allow_blank
+    )
+    target, _ = cache_path_for(file, options, settings, cache_dir)
+    reused = target.exists() and not rebuild
+    started = time.perf_counter()
+    with progress_bar("preprocessing") as update:
+        cache = open_or_build(
+            file, options, settings, cache_dir=cache_dir, progress=update, rebuild=rebuild
+        )
+    seconds = time.perf_counter() - started
+    with cache:
+        rate = "" if reused else f", {cache.n_patterns / seconds:,.0f} patterns/s"
+        state = "reused" if reused else f"built in {seconds:.1f} s{rate}"
+        console.print(
+            f"cache {cache.path} ({cache.shape[0]}x{cache.shape[1]} patterns of "
+            f"{cache.size}x{cache.size}): {state}"
+        )

@@ -1,0 +1,102 @@
+"""Images as terminal cells: truecolor half blocks, or plain ASCII.
+
+A half-block cell (``▀``) shows two pixels: the upper one as foreground, the
+lower as background, so an image of H x W pixels takes W columns and H/2 rows.
+Styles are cached per colour pair, which keeps a full redraw of a 80x44-cell
+pattern to a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from rich.color import Color
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
+
+UPPER_HALF = "▀"
+ASCII_RAMP = " .:-=+*#%@"
+
+
+@lru_cache(maxsize=65536)
+def _pair_style(top: int, bottom: int) -> Style:
+    return Style(
+        color=Color.from_rgb(top >> 16, (top >> 8) & 255, top & 255),
+        bgcolor=Color.from_rgb(bottom >> 16, (bottom >> 8) & 255, bottom & 255),
+    )
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def halfblock_lines(rgb: np.ndarray) -> list[list[Segment]]:
+    """(H, W, 3) uint8 -> one list of Segments per terminal row (H/2 rows)."""
+    if rgb.shape[0] % 2:
+        rgb = np.concatenate([rgb, np.zeros_like(rgb[:1])])
+    packed = _packed(rgb)
+    lines = []
+    for row in range(0, packed.shape[0], 2):
+        top, bottom = packed[row], packed[row + 1]
+        segments = []
+        run_start = 0
+        width = len(top)
+        for col in range(1, width + 1):
+            if col == width or top[col] != top[run_start] or bottom[col] != bottom[run_start]:
+                segments.append(
+                    Segment(
+                        UPPER_HALF * (col - run_start),
+                        _pair_style(int(top[run_start]), int(bottom[run_start])),
+                    )
+                )
+                run_start = col
+        lines.append(segments)
+    return lines
+
+
+def ascii_lines(unit: np.ndarray, style: Style | None = None) -> list[list[Segment]]:
+    """Values in [0, 1] (H, W) -> ASCII art, one character per cell (no colour needed).
+
+    Terminal cells are about twice as tall as wide, so rows are averaged in pairs.
+    """
+    v = np.asarray(unit, dtype=np.float32)
+    if v.shape[0] % 2:
+        v = np.concatenate([v, v[-1:]])
+    v = 0.5 * (v[0::2] + v[1::2])
+    index = np.clip((v * (len(ASCII_RAMP) - 1) + 0.5).astype(int), 0, len(ASCII_RAMP) - 1)
+    chars = np.array(list(ASCII_RAMP))[index]
+    return [[Segment("".join(row), style)] for row in chars]
+
+
+def resample_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize (keeps single bright pixels visible when enlarging)."""
+    rows = np.minimum(
+        (np.arange(height) + 0.5) * image.shape[0] / height, image.shape[0] - 1
+    ).astype(int)
+    cols = np.minimum((np.arange(width) + 0.5) * image.shape[1] / width, image.shape[1] - 1).astype(
+        int
+    )
+    return image[rows][:, cols]
+
+
+def fit_cells(shape: tuple[int, int], max_cols: int, max_rows: int) -> tuple[int, int]:
+    """Pixel size (h, w) of ``shape`` fitted into max_cols x max_rows half-block cells."""
+    h, w = shape
+    scale = min(max_cols / w, 2 * max_rows / h)
+    return max(2, int(h * scale) // 2 * 2), max(1, int(w * scale))
+
+
+class CellImage:
+    """A rich renderable of an RGB image in half-block cells."""
+
+    def __init__(self, rgb: np.ndarray, max_cols: int = 60, max_rows: int = 30) -> None:
+        h, w = fit_cells(rgb.shape[:2], max_cols, max_rows)
+        self.lines = halfblock_lines(resample_nearest(rgb, h, w))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            yield from line
+            yield Segment.line()
