@@ -8,7 +8,8 @@ processed); the same pass stores virtual bright-field and annular dark-field
 images for navigation. Written under a temporary name and renamed when
 complete: a failed or interrupted build never leaves a cache behind.
 
-Layout: ``/patterns`` (Rx, Ry, S, S) float16, chunked by scan row;
+Layout: ``/patterns`` (Rx, Ry, S, S) float16 (float32 when not normalised, as
+counts overflow float16), chunked by scan row;
 ``/vbf`` and ``/adf`` (Rx, Ry) float32; ``/mean_pattern`` (Qx, Qy) float32.
 """
 
@@ -36,6 +37,7 @@ from ghosttui.preprocess import PatternPipeline, PreprocessSettings, check_block
 
 CACHE_FORMAT = 1
 BLOCK_BYTES = 32 * 1024 * 1024
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 Progress = Callable[[int, int], None]
 
 
@@ -142,6 +144,8 @@ def build_cache(
     size = settings.size
     per_pattern = scan.shape[2] * scan.shape[3] * max(4, scan.dtype.itemsize)
     block = int(max(1, min(scan.n_patterns, BLOCK_BYTES // per_pattern)))
+    # robust-normalised inputs (about 0..1) fit float16; un-normalised counts may not
+    store = np.float16 if settings.normalise == "robust" else np.float32
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     started = time.perf_counter()
     try:
@@ -149,7 +153,7 @@ def build_cache(
             patterns = f.create_dataset(
                 "patterns",
                 (n_rx, n_ry, size, size),
-                dtype="float16",
+                dtype=store,
                 chunks=(1, min(n_ry, 64), size, size),
             )
             vbf = np.zeros(scan.n_patterns, np.float32)
@@ -163,7 +167,9 @@ def build_cache(
                     pending = reader.submit(scan.read, nxt, min(nxt + block, scan.n_patterns))
                 check_block(scan, start, raw, settings.allow_blank)
                 model_input, virtual = pipeline(raw)
-                write_flat(patterns, start, model_input.astype(np.float16), n_ry)
+                if store is np.float16:
+                    model_input = np.clip(model_input, -FLOAT16_MAX, FLOAT16_MAX)
+                write_flat(patterns, start, model_input.astype(store), n_ry)
                 vbf[start : start + len(raw)] = virtual[:, 0]
                 adf[start : start + len(raw)] = virtual[:, 1]
                 if progress is not None:

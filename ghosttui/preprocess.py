@@ -131,6 +131,9 @@ def survey(scan: Scan, settings: PreprocessSettings, samples: int = 384) -> Dete
     total = None
     for i in index:
         pattern = _crop(scan.read(int(i), int(i) + 1)[0], settings.crop).astype(np.float64)
+        # NaN/Inf patterns are reported by check_block, naming their position; here they
+        # must neither poison the mean pattern nor make numpy print warnings.
+        pattern[~np.isfinite(pattern)] = 0.0
         total = pattern if total is None else total + pattern
     mean = total / len(index)
     shape = mean.shape
@@ -280,6 +283,9 @@ class PatternPipeline:
             flat = v.view(v.shape[0], -1)
             lo = flat.median(dim=1).values
             hi = torch.quantile(flat, 0.995, dim=1)
+            # a nearly dark pattern (under 0.5% of pixels above the median): scale by its
+            # maximum, so that its few bright pixels become 1 instead of ~1e6
+            hi = torch.where(hi - lo > 1e-6, hi, flat.max(dim=1).values)
             span = (hi - lo).clamp(min=1e-6)
             v = (v - lo[:, None, None]) / span[:, None, None]
         return v

@@ -50,7 +50,7 @@ class SimulationSettings:
     geometry: str = "wall"
     seed: int = 0
     dose: float = 5.0e4  # electrons per pattern
-    ghost_strength: float = 0.035  # ghost disk / neighbouring Bragg disk, far from walls
+    ghost_strength: float = 0.05  # ghost disk / neighbouring Bragg disk, far from walls
     classes: tuple[str, ...] = field(default=CLASSES)
 
     def __post_init__(self) -> None:

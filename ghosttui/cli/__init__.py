@@ -6,7 +6,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from ghosttui import __version__
@@ -42,21 +41,22 @@ def _root(
 
 
 def _register() -> None:
-    from ghosttui.cli import data_commands  # noqa: F401
+    from ghosttui.cli import data_commands, model_commands, session_commands  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
+    """Entry point: user errors become one line on stderr and exit status 2.
+
+    Usage errors are click's own (standalone mode: message and exit status 2);
+    a :class:`GhostError` raised by any command is caught here.
+    """
     _register()
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
     except GhostError as exc:
         typer.echo(f"ghosttui: error: {exc}", err=True)
         sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.echo("ghosttui: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
@@ -68,4 +68,3 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)

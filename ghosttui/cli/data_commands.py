@@ -30,6 +30,7 @@ from ghosttui.cli.options import (
     progress_bar,
 )
 from ghosttui.preprocess import DEFAULT_SIZE
+from ghosttui.simulate import SimulationSettings
 
 
 def _human_bytes(n: float) -> str:
@@ -111,8 +112,10 @@ def simulate(
         typer.Option(
             "--ghost-strength", help="Ghost / neighbouring Bragg disk intensity, far from walls."
         ),
-    ] = 0.05,
-    dose: Annotated[float, typer.Option("--dose", help="Electrons per pattern.")] = 5.0e4,
+    ] = SimulationSettings.ghost_strength,
+    dose: Annotated[
+        float, typer.Option("--dose", help="Electrons per pattern.")
+    ] = SimulationSettings.dose,
     truth_npy: Annotated[
         Path | None,
         typer.Option("--truth-npy", help="Also write the truth map as .npy (Rx, Ry) int8."),
@@ -120,7 +123,7 @@ def simulate(
 ) -> None:
     """Write a synthetic boracite-like scan with its ground-truth domain map."""
     from ghosttui.data.options import parse_shape
-    from ghosttui.simulate import CLASSES, SimulationSettings
+    from ghosttui.simulate import CLASSES
     from ghosttui.simulate import simulate as run_simulation
 
     settings = SimulationSettings(

@@ -150,8 +150,10 @@ def _open_npy(path: Path, options: LoadOptions) -> Scan:
         text = str(exc)
         if "mmap length is greater than file size" in text or "cannot mmap" in text:
             raise DataError("truncated .npy file (shorter than its header says)", path) from exc
-        if "allow_pickle" in text:
+        if "Python objects" in text or "Object arrays" in text:
             raise DataError(".npy holds Python objects, not numbers", path) from exc
+        if "pickled data" in text:
+            raise DataError("not a .npy file (no NumPy header)", path) from exc
         raise DataError(f"not a valid .npy file ({text})", path) from exc
     except (OSError, EOFError) as exc:
         raise DataError(f"not a valid .npy file ({exc})", path) from exc
