@@ -1,0 +1,1 @@
+"""The CNN: architecture, training, prediction, checkpoints. No UI imports."""

@@ -1,0 +1,76 @@
+"""Whole-scan prediction: stream the cache through the model in batches."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from ghosttui.cache import PatternCache
+from ghosttui.model.device import autocast_dtype
+
+
+def fuse_for_inference(model: nn.Module) -> nn.Module:
+    """A copy in eval mode with every Conv2d -> BatchNorm2d pair folded into one conv."""
+    model = copy.deepcopy(model).eval()
+
+    def fold(module: nn.Module) -> None:
+        children = list(module.named_children())
+        for (name_a, a), (name_b, b) in itertools.pairwise(children):
+            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                setattr(module, name_a, fuse_conv_bn_eval(a, b))
+                setattr(module, name_b, nn.Identity())
+        for _, child in module.named_children():
+            fold(child)
+
+    fold(model)
+    return model
+
+
+def predict_patterns(model: nn.Module, patterns: np.ndarray, device: torch.device) -> np.ndarray:
+    """Softmax probabilities (n, C) for model inputs (n, S, S)."""
+    amp = autocast_dtype(device)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        x = torch.from_numpy(np.ascontiguousarray(patterns, np.float32)).unsqueeze(1).to(device)
+        return torch.softmax(model(x).float(), dim=1).cpu().numpy()
+
+
+def predict_cache(
+    model: nn.Module,
+    cache: PatternCache,
+    device: torch.device,
+    *,
+    batch: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray | None:
+    """Probabilities (Rx, Ry, C) for every pattern; ``None`` if stopped early.
+
+    The next batch is read from the cache while the current one is classified.
+    """
+    model = fuse_for_inference(model).to(device)
+    n = cache.n_patterns
+    out: np.ndarray | None = None
+    starts = list(range(0, n, batch))
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(cache.read, 0, min(batch, n))
+        for i, start in enumerate(starts):
+            block = pending.result()
+            if i + 1 < len(starts):
+                pending = reader.submit(cache.read, starts[i + 1], min(starts[i + 1] + batch, n))
+            if should_stop is not None and should_stop():
+                return None
+            probs = predict_patterns(model, block, device)
+            if out is None:
+                out = np.empty((n, probs.shape[1]), np.float32)
+            out[start : start + len(block)] = probs
+            if progress is not None:
+                progress(start + len(block), n)
+    assert out is not None
+    return out.reshape(*cache.scan_shape, -1)

@@ -1,0 +1,1 @@
+"""Choosing what to label next: grid, boundary midpoints, uncertainty, random, holdout."""

@@ -1,0 +1,1 @@
+"""Sessions: settings on disk, crash-safe labels in SQLite, a lock, checkpoints."""

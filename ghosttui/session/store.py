@@ -1,0 +1,359 @@
+"""Labels in SQLite: every event, durable before the call that records it returns.
+
+Events are appended, never edited: ``label`` (a first label at a position),
+``relabel`` (a new class for a labelled position), ``skip`` and ``undo``
+(which names the event it takes back). The current labels are the replay of
+the events that are not undone, so undo any number of steps back restores
+exactly what was there before, relabels included.
+
+The query queue (what to show next, with where each query came from) and the
+labeller's place in it live in the same database, so a session resumes at the
+same query, queue and round after a quit, a crash or ``kill -9``.
+
+The database runs in WAL mode with ``synchronous=FULL``: a committed
+transaction survives a power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ghosttui.errors import SessionError
+from ghosttui.session.settings import SOURCES
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('label', 'relabel', 'skip', 'undo')),
+    rx INTEGER NOT NULL,
+    ry INTEGER NOT NULL,
+    class TEXT,
+    source TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    undoes INTEGER REFERENCES events(id)
+);
+CREATE INDEX IF NOT EXISTS events_position ON events (rx, ry);
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rx INTEGER NOT NULL,
+    ry INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    priority REAL NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'skipped', 'dropped'))
+);
+CREATE INDEX IF NOT EXISTS queue_state ON queue (state, id);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    finished REAL NOT NULL,
+    checkpoint TEXT,
+    metrics TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: float
+    kind: str
+    rx: int
+    ry: int
+    cls: str | None
+    source: str
+    round: int
+    undoes: int | None
+
+
+@dataclass(frozen=True)
+class Label:
+    rx: int
+    ry: int
+    cls: str
+    source: str
+    round: int
+    event: int
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    rx: int
+    ry: int
+    source: str
+    round: int
+    priority: float
+    state: str
+
+
+class LabelStore:
+    """The session's SQLite database."""
+
+    def __init__(self, path: str | Path, scan_shape: tuple[int, int], classes: list[str]) -> None:
+        self.path = Path(path)
+        self.scan_shape = scan_shape
+        self.classes = list(classes)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+        except sqlite3.DatabaseError as exc:
+            raise SessionError(
+                f"label database is corrupt or not SQLite ({exc})", self.path
+            ) from exc
+
+    # -- plumbing ---------------------------------------------------------------
+    def _transaction(self) -> Any:
+        store = self
+
+        class _Tx:
+            def __enter__(self) -> sqlite3.Connection:
+                store._db.execute("BEGIN IMMEDIATE")
+                return store._db
+
+            def __exit__(self, exc_type: Any, *_: Any) -> None:
+                store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Tx()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check_position(self, rx: int, ry: int) -> None:
+        if not (0 <= rx < self.scan_shape[0] and 0 <= ry < self.scan_shape[1]):
+            raise SessionError(
+                f"position ({rx}, {ry}) is outside the {self.scan_shape[0]}x{self.scan_shape[1]} scan"
+            )
+
+    def _check_class(self, cls: str) -> None:
+        if cls not in self.classes:
+            raise SessionError(f"unknown class {cls!r} (classes: {', '.join(self.classes)})")
+
+    @staticmethod
+    def _check_source(source: str) -> None:
+        if source not in SOURCES:
+            raise SessionError(f"unknown label source {source!r} (known: {', '.join(SOURCES)})")
+
+    # -- meta -------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def round(self) -> int:
+        return int(self.get_meta("round", 1))
+
+    # -- events -----------------------------------------------------------------
+    def events(self) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT id, time, kind, rx, ry, class, source, round, undoes FROM events ORDER BY id"
+        ).fetchall()
+        return [Event(*row) for row in rows]
+
+    def labels(self) -> dict[tuple[int, int], Label]:
+        """The current label of every labelled position (replay of the events not undone)."""
+        events = self.events()
+        undone = {e.undoes for e in events if e.kind == "undo"}
+        current: dict[tuple[int, int], Label] = {}
+        for e in events:
+            if e.id in undone or e.kind in ("undo", "skip"):
+                continue
+            current[(e.rx, e.ry)] = Label(e.rx, e.ry, e.cls or "", e.source, e.round, e.id)
+        return current
+
+    def label(
+        self, rx: int, ry: int, cls: str, source: str, *, queue_item: int | None = None
+    ) -> Event:
+        """Record a label; committed to disk before returning."""
+        self._check_position(rx, ry)
+        self._check_class(cls)
+        self._check_source(source)
+        kind = "relabel" if (rx, ry) in self.labels() else "label"
+        return self._append(kind, rx, ry, cls, source, queue_item, "done")
+
+    def skip(self, rx: int, ry: int, source: str, *, queue_item: int | None = None) -> Event:
+        self._check_position(rx, ry)
+        self._check_source(source)
+        return self._append("skip", rx, ry, None, source, queue_item, "skipped")
+
+    def import_labels(self, rows: Iterable[tuple[int, int, str, str]]) -> int:
+        """Record many labels in one transaction (all or nothing)."""
+        rows = list(rows)
+        for rx, ry, cls, source in rows:
+            self._check_position(rx, ry)
+            self._check_class(cls)
+            self._check_source(source)
+        existing = set(self.labels())
+        now = time.time()
+        with self._transaction() as db:
+            for rx, ry, cls, source in rows:
+                kind = "relabel" if (rx, ry) in existing else "label"
+                existing.add((rx, ry))
+                db.execute(
+                    "INSERT INTO events (time, kind, rx, ry, class, source, round) VALUES (?,?,?,?,?,?,?)",
+                    (now, kind, rx, ry, cls, source, self.round),
+                )
+        return len(rows)
+
+    def _append(
+        self,
+        kind: str,
+        rx: int,
+        ry: int,
+        cls: str | None,
+        source: str,
+        queue_item: int | None,
+        state: str,
+    ) -> Event:
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO events (time, kind, rx, ry, class, source, round) VALUES (?,?,?,?,?,?,?)",
+                (now, kind, rx, ry, cls, source, self.round),
+            )
+            if queue_item is not None:
+                db.execute("UPDATE queue SET state = ? WHERE id = ?", (state, queue_item))
+            event_id = cursor.lastrowid
+        return Event(int(event_id), now, kind, rx, ry, cls, source, self.round, None)
+
+    def undo(self) -> Event | None:
+        """Take back the latest event not yet undone; its queue item becomes pending again.
+
+        Returns the undone event (so the caller can show that pattern again), or
+        None when there is nothing left to undo.
+        """
+        events = self.events()
+        undone = {e.undoes for e in events if e.kind == "undo"}
+        target = next(
+            (e for e in reversed(events) if e.kind != "undo" and e.id not in undone), None
+        )
+        if target is None:
+            return None
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO events (time, kind, rx, ry, class, source, round, undoes) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    "undo",
+                    target.rx,
+                    target.ry,
+                    None,
+                    target.source,
+                    self.round,
+                    target.id,
+                ),
+            )
+            db.execute(
+                "UPDATE queue SET state = 'pending' WHERE id = (SELECT id FROM queue WHERE rx = ? AND ry = ?"
+                " AND state IN ('done', 'skipped') ORDER BY id DESC LIMIT 1)",
+                (target.rx, target.ry),
+            )
+        return target
+
+    # -- queue ------------------------------------------------------------------
+    def enqueue(
+        self, items: Iterable[tuple[int, int, str, float]], round: int | None = None
+    ) -> int:
+        """Append (rx, ry, source, priority) queries; positions already pending are not queued twice."""
+        round = self.round if round is None else round
+        pending = {(q.rx, q.ry) for q in self.pending()}
+        rows = []
+        for rx, ry, source, priority in items:
+            self._check_position(rx, ry)
+            self._check_source(source)
+            if (rx, ry) in pending:
+                continue
+            pending.add((rx, ry))
+            rows.append((int(rx), int(ry), source, round, float(priority)))
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
+            )
+        return len(rows)
+
+    def pending(self) -> list[QueueItem]:
+        rows = self._db.execute(
+            "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE state = 'pending' ORDER BY id"
+        ).fetchall()
+        return [QueueItem(*row) for row in rows]
+
+    def next_query(self) -> QueueItem | None:
+        row = self._db.execute(
+            "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE state = 'pending'"
+            " ORDER BY id LIMIT 1"
+        ).fetchone()
+        return QueueItem(*row) if row else None
+
+    def drop_pending(self, sources: Iterable[str] | None = None) -> int:
+        """Drop pending queries (of the given sources), e.g. stale uncertainty queries after retraining."""
+        with self._transaction() as db:
+            if sources is None:
+                cur = db.execute("UPDATE queue SET state = 'dropped' WHERE state = 'pending'")
+            else:
+                marks = ",".join("?" for _ in sources)
+                cur = db.execute(
+                    f"UPDATE queue SET state = 'dropped' WHERE state = 'pending' AND source IN ({marks})",
+                    tuple(sources),
+                )
+        return cur.rowcount
+
+    def queued_positions(self) -> set[tuple[int, int]]:
+        """Every position ever queued (pending, done or skipped): never queued twice by the sampler."""
+        rows = self._db.execute("SELECT rx, ry FROM queue WHERE state != 'dropped'").fetchall()
+        return {(int(a), int(b)) for a, b in rows}
+
+    # -- rounds -----------------------------------------------------------------
+    def finish_round(self, round: int, checkpoint: str, metrics: dict[str, Any]) -> None:
+        """Record a trained round and move labelling on to the next one (one transaction)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO rounds (round, finished, checkpoint, metrics) VALUES (?, ?, ?, ?)",
+                (round, time.time(), checkpoint, json.dumps(metrics)),
+            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round + 1),))
+
+    def rounds(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT round, finished, checkpoint, metrics FROM rounds ORDER BY round"
+        ).fetchall()
+        return [
+            {"round": r, "finished": f, "checkpoint": c, "metrics": json.loads(m) if m else {}}
+            for r, f, c, m in rows
+        ]
+
+    # -- summaries --------------------------------------------------------------
+    def label_arrays(
+        self, include_holdout: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Positions (k, 2), class indices (k,) and sources of the current labels."""
+        labels = [
+            lab for lab in self.labels().values() if include_holdout or lab.source != "holdout"
+        ]
+        labels.sort(key=lambda lab: (lab.rx, lab.ry))
+        positions = np.array([(lab.rx, lab.ry) for lab in labels], dtype=np.int64).reshape(-1, 2)
+        classes = np.array([self.classes.index(lab.cls) for lab in labels], dtype=np.int64)
+        return positions, classes, [lab.source for lab in labels]
