@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ghosttui.simulate import SimulationSettings, simulate
@@ -24,6 +26,25 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("GHOSTTUI_CACHE_DIR", str(path))
     monkeypatch.delenv("GHOSTTUI_DEBUG", raising=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def sessions_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty sessions folder ($GHOSTTUI_SESSIONS)."""
+    path = tmp_path_factory.mktemp("sessions")
+    monkeypatch.setenv("GHOSTTUI_SESSIONS", str(path))
+    return path
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Train on one CPU thread: deterministic, and much faster on a shared, busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +108,101 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in line, (fragment, line)
     return line
+
+
+# -- sessions and labels -------------------------------------------------------------
+CLASSES = ("horizontal", "vertical", "none")
+
+
+def sim_truth(path: Path) -> np.ndarray:
+    """The simulated scan's true class map (Rx, Ry), indices into CLASSES."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["truth"][()].astype(np.int64)
+
+
+def truth_rows(
+    truth: np.ndarray, per_class: int, seed: int = 0, source: str = "import"
+) -> list[tuple[int, int, str, str]]:
+    """``per_class`` random positions of every class, as (rx, ry, class, source) rows."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index, name in enumerate(CLASSES):
+        flat = rng.choice(np.flatnonzero(truth.ravel() == index), per_class, replace=False)
+        for i in flat:
+            rx, ry = np.unravel_index(int(i), truth.shape)
+            rows.append((int(rx), int(ry), name, source))
+    return rows
+
+
+def write_csv(path: Path, rows: Iterable[Iterable[object]], header: Iterable[str]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(header))
+        writer.writerows([list(r) for r in rows])
+    return path
+
+
+@pytest.fixture
+def make_session(sim_file: Path) -> Iterator[Callable[..., object]]:
+    """``make_session(name, data=..., classes=[...])``: a new writable Session, closed afterwards."""
+    from ghosttui.session.session import Session
+    from ghosttui.session.settings import make_classes
+
+    opened = []
+
+    def make(
+        name: str = "s", data: Path | None = None, classes: list[str] | None = None, **kw: object
+    ) -> Session:
+        session = Session.create(name, data or sim_file, classes=make_classes(classes), **kw)
+        opened.append(session)
+        return session
+
+    yield make
+    for session in opened:
+        session.close()
+
+
+HOLDER = """
+import sys, time
+from ghosttui.session.session import Session
+
+session = Session.open(sys.argv[1])
+print("holding", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def hold_session() -> Iterator[Callable[[str], object]]:
+    """``hold_session(name)``: another process opens the session writable and keeps it.
+
+    Returns the ``subprocess.Popen``; killed (SIGKILL) at teardown at the latest.
+    """
+    import subprocess
+    import sys
+
+    procs: list[subprocess.Popen[str]] = []
+
+    def hold(name: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        line = proc.stdout.readline()
+        if line.strip() != "holding":
+            proc.kill()
+            raise AssertionError(f"holder did not start: {line!r} {proc.stderr.read()}")
+        return proc
+
+    yield hold
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
