@@ -113,14 +113,16 @@ def train_round(
     """
     session._require_writable()
     check_trainable(session)
+    # settings and the previous model first: a bad one fails before minutes of cache building
+    config = model_config(session, epochs=epochs, device=device, seed=seed)
+    previous = session.latest_checkpoint() if warm_start else None
     report = progress or (lambda update: None)
     cache = session.cache(
         progress=lambda d, t: report(RoundUpdate("cache", d, t, "building cache"))
     )
     positions, labels, _ = session.store.label_arrays()
+    digest = session.store.training_digest()
     patterns = cache.gather(positions)
-    config = model_config(session, epochs=epochs, device=device, seed=seed)
-    previous = session.latest_checkpoint() if warm_start else None
     init_state = None
     if (
         previous is not None
@@ -171,6 +173,7 @@ def train_round(
         seconds_predict=round(seconds_predict, 3),
         patterns_per_second=round(cache.n_patterns / max(seconds_predict, 1e-9), 1),
         warm_start=init_state is not None,
+        labels_digest=digest,
         labels=len(labels),
         label_counts={
             c: int(n)

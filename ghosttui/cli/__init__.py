@@ -41,7 +41,13 @@ def _root(
 
 
 def _register() -> None:
-    from ghosttui.cli import data_commands, model_commands, session_commands  # noqa: F401
+    from ghosttui.cli import (  # noqa: F401
+        app_commands,
+        bench_command,
+        data_commands,
+        model_commands,
+        session_commands,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,8 +4,8 @@
 batch normalisation and global average + max pooling. Convolutions find the
 local signature of a ghost disk between two Bragg disks, wherever the pattern
 sits on the detector (descan drift moves it); the global pooling makes the
-decision translation-invariant and keeps the parameter count small (~0.1 M),
-which is what a few dozen labels can support.
+decision translation-invariant and keeps the parameter count small (~0.2 M
+at width 16), which is what a few dozen labels can support.
 
 ``PaperCNN`` is the paper's three-layer network (ghost-hunter's
 ThreeLayerCnn): three 3x3 convolutions with max pooling and no normalisation,

@@ -45,6 +45,7 @@ class TrainConfig:
     min_epochs: int = 12
     patience: int = 20
     batch_size: int = 32
+    epoch_samples: int = 128  # an epoch shows at least this many samples (small sets repeat)
     lr: float = 3e-3
     weight_decay: float = 1e-2
     val_fraction: float = 0.2
@@ -232,7 +233,8 @@ def train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
+    per_epoch = max(len(train_idx), config.epoch_samples)
+    steps_per_epoch = max(1, math.ceil(per_epoch / config.batch_size))
     total_steps = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.15, anneal_strategy="cos"
@@ -247,7 +249,11 @@ def train(
     epoch = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(len(train_idx), generator=generator)
+        repeats = math.ceil(per_epoch / len(train_idx))
+        order = torch.cat(
+            [torch.randperm(len(train_idx), generator=generator) for _ in range(repeats)]
+        )
+        order = order[: steps_per_epoch * config.batch_size]
         running, seen = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             if should_stop is not None and should_stop():

@@ -82,6 +82,28 @@ def resample_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return image[rows][:, cols]
 
 
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Shrink by averaging whole source pixels into each target pixel (faint disks keep their signal)."""
+    rows = np.linspace(0, image.shape[0], height + 1).astype(int)
+    cols = np.linspace(0, image.shape[1], width + 1).astype(int)
+    summed = np.add.reduceat(
+        np.add.reduceat(image.astype(np.float64), rows[:-1], axis=0), cols[:-1], axis=1
+    )
+    counts = np.diff(rows)[:, None] * np.diff(cols)[None, :]
+    return summed / np.maximum(counts, 1)
+
+
+def fit_image(image: np.ndarray, max_cols: int, max_rows: int) -> np.ndarray:
+    """Fit a 2D image into half-block cells: integer upscaling, or area-averaged shrinking."""
+    h, w = image.shape[:2]
+    limit_h, limit_w = 2 * max_rows, max_cols
+    if h <= limit_h and w <= limit_w:
+        scale = max(1, min(limit_h // h, limit_w // w))
+        return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    scale = min(limit_h / h, limit_w / w)
+    return area_resize(image, max(2, int(h * scale)), max(1, int(w * scale)))
+
+
 def fit_cells(shape: tuple[int, int], max_cols: int, max_rows: int) -> tuple[int, int]:
     """Pixel size (h, w) of ``shape`` fitted into max_cols x max_rows half-block cells."""
     h, w = shape

@@ -15,7 +15,7 @@ import tomli_w
 from ghosttui import __version__
 from ghosttui.errors import SessionError
 from ghosttui.preprocess import PreprocessSettings
-from ghosttui.render.colour import default_colours
+from ghosttui.render.colour import EXTRA_COLOURS, PAPER_COLOURS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,16 +33,21 @@ DEFAULT_ACTION_KEYS = {
     "external": "o",
     "raw": "w",
     "contrast": "c",
+    "clip": "bracketright",
     "zoom": "z",
     "layer": "m",
+    "map_zoom": "Z",
     "cursor_up": "up",
     "cursor_down": "down",
     "cursor_left": "left",
     "cursor_right": "right",
-    "label_cursor": "enter",
+    "leave_manual": "escape",
+    "budget": "plus",
     "help": "question_mark",
     "quit": "q",
 }
+# keys the app also binds: vim-style cursor moves next to the arrows
+RESERVED_KEYS = {"H", "J", "K", "L", "]", "+", "?"}
 SOURCES = ("grid", "boundary", "uncertainty", "random", "manual", "holdout", "import")
 
 
@@ -170,13 +175,15 @@ def make_classes(
         raise SessionError(f"need between 2 and {MAX_CLASSES} classes (got {len(names)})")
     if len(set(names)) != len(names):
         raise SessionError(f"class names must be unique (got {', '.join(names)})")
-    taken = {v for v in DEFAULT_ACTION_KEYS.values() if len(v) == 1}
+    taken = {v for v in DEFAULT_ACTION_KEYS.values() if len(v) == 1} | RESERVED_KEYS
     if keys is None:
         keys = []
         for name in names:
-            choices = (
-                [DEFAULT_KEYS.get(name, ""), *list(name.lower()), *list("abcdefghijklmnopstvxy")]
-            )
+            choices = [
+                DEFAULT_KEYS.get(name, ""),
+                *list(name.lower()),
+                *list("abcdefghijklmnopstvxy"),
+            ]
             keys.append(
                 next(k for k in choices if k.isalpha() and k not in keys and k not in taken)
             )
@@ -193,8 +200,19 @@ def make_classes(
     clash = sorted(set(keys) & taken)
     if clash:
         raise SessionError(f"class keys {','.join(clash)} clash with action keys; choose others")
-    colours = colours or default_colours(names)
+    colours = colours or _default_colours(names)
     return [ClassSpec(n, k, c) for n, k, c in zip(names, keys, colours, strict=True)]
+
+
+def _default_colours(names: list[str]) -> list[str]:
+    """The paper's colours for its class names; distinct spare colours for the rest.
+
+    Up to 9 classes of any names: the 7 extra colours, then the paper colours
+    that no paper-named class uses.
+    """
+    wanted = [PAPER_COLOURS.get(name) for name in names]
+    spare = iter([c for c in [*EXTRA_COLOURS, *PAPER_COLOURS.values()] if c not in wanted])
+    return [colour or next(spare) for colour in wanted]
 
 
 def write_settings(path: Path, settings: SessionSettings) -> None:

@@ -276,9 +276,15 @@ class LabelStore:
 
     # -- queue ------------------------------------------------------------------
     def enqueue(
-        self, items: Iterable[tuple[int, int, str, float]], round: int | None = None
+        self,
+        items: Iterable[tuple[int, int, str, float]],
+        round: int | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> int:
-        """Append (rx, ry, source, priority) queries; positions already pending are not queued twice."""
+        """Append (rx, ry, source, priority) queries; positions already pending are not queued twice.
+
+        ``meta`` entries are written in the same transaction (the sampler's state).
+        """
         round = self.round if round is None else round
         pending = {(q.rx, q.ry) for q in self.pending()}
         rows = []
@@ -293,7 +299,13 @@ class LabelStore:
             db.executemany(
                 "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
             )
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
         return len(rows)
+
+    def last_event_id(self) -> int:
+        row = self._db.execute("SELECT MAX(id) FROM events").fetchone()
+        return int(row[0] or 0)
 
     def pending(self) -> list[QueueItem]:
         rows = self._db.execute(
@@ -344,6 +356,15 @@ class LabelStore:
             {"round": r, "finished": f, "checkpoint": c, "metrics": json.loads(m) if m else {}}
             for r, f, c, m in rows
         ]
+
+    def training_digest(self) -> str:
+        """A digest of the current training labels (holdout excluded): equal digests, equal labels."""
+        import hashlib
+
+        labels = sorted(
+            (lab.rx, lab.ry, lab.cls) for lab in self.labels().values() if lab.source != "holdout"
+        )
+        return hashlib.blake2b(repr(labels).encode(), digest_size=12).hexdigest()
 
     # -- summaries --------------------------------------------------------------
     def label_arrays(

@@ -1,0 +1,171 @@
+"""``ghosttui bench``: strategies x budgets x seeds with a simulated labeller."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ghosttui.cli import app
+from ghosttui.cli.options import (
+    Dataset,
+    Detector,
+    Dtype,
+    Format,
+    Offset,
+    ScanShape,
+    Size,
+    console,
+    err_console,
+    load_options,
+    preprocess_settings,
+)
+from ghosttui.preprocess import DEFAULT_SIZE
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from ghosttui.errors import GhostError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GhostError(f"{what} must be comma-separated integers (got {text!r})") from None
+    if not values:
+        raise GhostError(f"{what} is empty")
+    return values
+
+
+@app.command()
+def bench(
+    data: Annotated[Path, typer.Argument(help="A 4D-STEM file with a known truth map.")],
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--truth", help="Truth .npy (Rx, Ry) of class indices; default: DATA's /truth."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="Comma-separated: random, grid-boundary, hybrid, uncertainty."
+        ),
+    ] = "random,grid-boundary,hybrid",
+    budget: Annotated[
+        str, typer.Option("--budget", help="Comma-separated label budgets.")
+    ] = "50,100,250",
+    seed: Annotated[str, typer.Option("--seed", help="Comma-separated seeds.")] = "0,1,2",
+    classes: Annotated[
+        str, typer.Option("--classes", help="Class names the truth indexes.")
+    ] = "horizontal,vertical,none",
+    label_noise: Annotated[
+        float,
+        typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
+    ] = 0.0,
+    grid_step: Annotated[
+        int, typer.Option("--grid-step", help="Grid step (0: chosen from the budget).")
+    ] = 0,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Maximum epochs per training round.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every run as JSON.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the learning curves as PNG.")
+    ] = None,
+    size: Size = DEFAULT_SIZE,
+    dataset: Dataset = None,
+    scan: ScanShape = None,
+    detector: Detector = None,
+    dtype: Dtype = None,
+    offset: Offset = 0,
+    format: Format = None,
+) -> None:
+    """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
+    from ghosttui.bench import load_truth, plot_curves, run_bench, summary_table, write_json
+    from ghosttui.cache import open_or_build
+    from ghosttui.cli.options import progress_bar
+    from ghosttui.data import open_scan
+    from ghosttui.sampling.schedule import check_strategy
+
+    strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
+    budgets = _ints(budget, "--budget")
+    seeds = _ints(seed, "--seed")
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    options = load_options(dataset, scan, detector, dtype, offset, format)
+    settings = preprocess_settings(size)
+    with open_scan(data, options) as opened:
+        scan_shape = opened.scan_shape
+    truth_map = load_truth(data, truth, scan_shape, len(names))
+    with progress_bar("cache") as update:
+        open_or_build(data, options, settings, progress=update).close()
+    total = len(strategies) * len(budgets) * len(seeds)
+    console.print(
+        f"bench: {len(strategies)} strategies x {len(budgets)} budgets x {len(seeds)} seeds = {total} runs"
+    )
+    started = time.perf_counter()
+
+    def report(run) -> None:
+        err_console.print(
+            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed}: accuracy {run.accuracy:.2%} "
+            f"(unlabelled {run.accuracy_unlabelled:.2%}), {run.labels} labels, {run.rounds} rounds, {run.seconds:.0f} s"
+        )
+
+    runs = run_bench(
+        data,
+        truth_map,
+        names,
+        strategies,
+        budgets,
+        seeds,
+        options=options,
+        preprocess=settings,
+        label_noise=label_noise,
+        grid_step=grid_step,
+        epochs=epochs,
+        on_run=report,
+    )
+    elapsed = time.perf_counter() - started
+    order, budget_rows, cells = summary_table(runs)
+    table = Table(
+        title=f"whole-map accuracy vs truth, mean ± std over {len(seeds)} seeds",
+        title_justify="left",
+    )
+    table.add_column("labels", justify="right")
+    for name in order:
+        table.add_column(name, justify="right")
+    for b in budget_rows:
+        table.add_row(
+            str(b),
+            *[
+                f"{cells[(b, s)][0]:.1%} ± {cells[(b, s)][1]:.1%}" if (b, s) in cells else "-"
+                for s in order
+            ],
+        )
+    console.print(table)
+    per_strategy = {s: sum(r.seconds for r in runs if r.strategy == s) for s in order}
+    console.print(
+        "time: "
+        + ", ".join(f"{s} {t:.0f} s" for s, t in per_strategy.items())
+        + f"; total {elapsed:.0f} s"
+    )
+    settings_doc = {
+        "data": str(data),
+        "strategies": strategies,
+        "budgets": budgets,
+        "seeds": seeds,
+        "classes": names,
+        "label_noise": label_noise,
+        "grid_step": grid_step,
+        "input_size": size,
+        "total_seconds": round(elapsed, 1),
+    }
+    if json_out is not None:
+        write_json(json_out, runs, settings_doc)
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({len(seeds)} seeds)")
+        console.print(f"wrote {plot}")

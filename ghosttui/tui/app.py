@@ -1,0 +1,429 @@
+"""``ghosttui label``: keyboard labelling with the live domain map and background retraining."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, get_current_worker
+
+from ghosttui.errors import GhostError
+from ghosttui.labelling import Current, LabellingController
+from ghosttui.session.session import Session
+from ghosttui.session.settings import SessionSettings
+from ghosttui.tui.render_mode import colour_warning
+from ghosttui.tui.screens.help import HelpScreen
+from ghosttui.tui.viewer import ExternalViewer
+from ghosttui.tui.widgets.pattern_view import PatternView
+from ghosttui.tui.widgets.scan_map import ScanMap
+from ghosttui.tui.widgets.status_panel import StatusInfo, StatusPanel
+
+MIN_SIZE = (120, 40)
+PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
+
+# action -> (description shown in the footer and help, shown in footer?)
+ACTIONS: dict[str, tuple[str, str, bool]] = {
+    "skip": ("skip", "skip this query", True),
+    "undo": ("undo", "undo the last label (repeat to go further back)", True),
+    "retrain": ("retrain", "retrain the model now, in the background", True),
+    "external": ("viewer", "open the pattern in an external viewer", False),
+    "raw": ("raw", "toggle raw detector pattern / model input", True),
+    "contrast": ("contrast", "cycle contrast: linear, log, gamma", False),
+    "clip": ("clip", "cycle the upper percentile clip", False),
+    "zoom": ("zoom", "zoom the pattern: 1x, 2x, 4x around the direct beam", False),
+    "layer": ("layer", "cycle map layer: labels, domain map, confidence, ADF", True),
+    "map_zoom": ("map zoom", "cycle map zoom: fit, 1:1, 2:1 around the cursor", False),
+    "cursor_up": ("up", "move the map cursor (manual labelling)", False),
+    "cursor_down": ("down", "move the map cursor", False),
+    "cursor_left": ("left", "move the map cursor", False),
+    "cursor_right": ("right", "move the map cursor", False),
+    "leave_manual": ("queue", "leave manual mode, back to the queue", False),
+    "budget": ("+budget", "raise the label budget by one round", False),
+    "help": ("help", "show this help", True),
+    "quit": ("quit", "quit (every label is already saved)", True),
+}
+MOVES = {
+    "cursor_up": (-1, 0),
+    "cursor_down": (1, 0),
+    "cursor_left": (0, -1),
+    "cursor_right": (0, 1),
+}
+VIM_MOVES = {"cursor_up": "K", "cursor_down": "J", "cursor_left": "H", "cursor_right": "L"}
+
+
+def bindings_for(settings: SessionSettings) -> list[BindingType]:
+    """Key bindings as data: class keys and digits, then the session's action keys."""
+    bindings: list[BindingType] = []
+    for i, spec in enumerate(settings.classes):
+        bindings.append(
+            Binding(
+                f"{spec.key},{i + 1}",
+                f"label({i})",
+                spec.name,
+                key_display=f"{spec.key}/{i + 1}",
+                id=f"label_{i}",
+            )
+        )
+    keys = settings.keys
+    for action, (short, _, show) in ACTIONS.items():
+        key = keys.get(action)
+        if key is None:
+            continue
+        if action in VIM_MOVES:
+            key = f"{key},{VIM_MOVES[action]}"
+        name = f"move({MOVES[action][0]},{MOVES[action][1]})" if action in MOVES else action
+        bindings.append(Binding(key, name, short, show=show, id=action))
+    bindings.append(Binding("ctrl+c", "quit", "quit", show=False, priority=True))
+    return bindings
+
+
+class TrainingProgress(Message):
+    def __init__(self, stage: str, done: int, total: int, text: str) -> None:
+        super().__init__()
+        self.stage, self.done, self.total, self.text = stage, done, total, text
+
+
+class TrainingFinished(Message):
+    def __init__(self, round: int, probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
+        super().__init__()
+        self.round, self.probabilities, self.metrics = round, probabilities, metrics
+
+
+class TrainingFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class GhostApp(App[None]):
+    """The labelling app. Build one with :func:`create_app` (bindings come from the session)."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "ghosttui"
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(
+        self, session: Session, *, render: str = "halfblock", viewer: str | None = None
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.render_mode = render
+        self.controller = LabellingController(session)
+        self.viewer = ExternalViewer(viewer, session.name)
+        self.show_raw = False
+        self.training_worker: Worker[None] | None = None
+        self.recent: list[tuple[int, int, str, str]] = []
+        self.sub_title = f"{session.name} · {os.path.basename(session.settings.data.path)}"
+        self._cache = session.cache()
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="main"):
+            yield PatternView(self.render_mode, id="pattern")
+            yield ScanMap("ascii" if self.render_mode == "ascii" else "halfblock", id="map")
+            yield StatusPanel(id="status")
+        yield Static("", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        scan_map = self.query_one(ScanMap)
+        scan_map.configure(
+            self._cache.vbf, self._cache.adf, self.session.classes, self.session.colours
+        )
+        warning = colour_warning(getattr(self.console, "color_system", None))
+        if warning and self.render_mode in ("halfblock", "external"):
+            self.notify(warning, severity="warning", timeout=12)
+        self._check_size()
+        self.controller.ensure_queue()
+        self.show_current()
+        self.query_one(StatusPanel).training(
+            "model: " + ("up to date" if self.controller.model_is_current() else "idle")
+        )
+        if self.controller.probabilities is None and self.controller.should_train():
+            self.start_training()
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        width, height = self.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"ghosttui needs a terminal of at least {MIN_SIZE[0]}x{MIN_SIZE[1]}; this one is "
+                f"{width}x{height}. Enlarge it (labels are safe; q quits)."
+            )
+
+    # -- showing -------------------------------------------------------------------------------
+    def current_pattern(self, current: Current) -> tuple[np.ndarray, tuple[float, float] | None]:
+        if self.show_raw:
+            raw = self.session.scan().pattern(current.rx, current.ry).astype(np.float32)
+            return raw, None
+        return self._cache.pattern(current.rx, current.ry), None
+
+    def show_current(self) -> None:
+        controller = self.controller
+        current = controller.current()
+        pattern_view = self.query_one(PatternView)
+        if current is None:
+            pattern_view.show(None, "[b]no query[/]: budget reached or waiting for the model")
+        else:
+            image, centre = self.current_pattern(current)
+            kind = (
+                "raw detector"
+                if self.show_raw
+                else f"model input {image.shape[0]}x{image.shape[1]}"
+            )
+            source = "manual" if current.manual else current.source
+            label = f" · labelled [b]{current.label}[/]" if current.label else ""
+            pattern_view.show(
+                image, f"[b]({current.rx}, {current.ry})[/] {source} · {kind}{label}", centre
+            )
+            if self.render_mode == "external":
+                self._update_viewer(open_viewer=False)
+        index = {name: i for i, name in enumerate(self.session.classes)}
+        labels = {pos: index[lab.cls] for pos, lab in controller.labels.items()}
+        self.query_one(ScanMap).update_state(
+            labels=labels,
+            probabilities=controller.probabilities,
+            cursor=(current.rx, current.ry) if current else None,
+        )
+        self.update_status(current)
+
+    def update_status(self, current: Current | None = None) -> None:
+        c = self.controller
+        current = current if current is not None else c.current()
+        verdict = c.stability()
+        spec = self.session.settings.sampling
+        info = StatusInfo(
+            session=self.session.name,
+            strategy=spec.strategy,
+            round=self.session.store.round,
+            position=(current.rx, current.ry) if current else None,
+            source=("manual" if current and current.manual else current.source if current else ""),
+            current_label=current.label if current else None,
+            counts=c.counts(),
+            colours=self.session.colours,
+            keys=[s.key for s in self.session.settings.classes],
+            budget=spec.budget,
+            training_labels=sum(1 for lab in c.labels.values() if lab.source != "holdout"),
+            pending=len(self.session.store.pending()),
+            plan=c.sampler.message,
+            model_round=c.prediction_round,
+            metrics=c.latest_metrics(),
+            stability=verdict.verdict,
+            stability_reason=verdict.reason,
+            recent=self.recent,
+        )
+        self.query_one(StatusPanel).show(info)
+
+    # -- labelling actions ---------------------------------------------------------------------
+    def action_label(self, index: int) -> None:
+        if index >= len(self.session.classes):
+            return
+        cls = self.session.classes[index]
+        before = self.controller.current()
+        if before is None:
+            self.bell()
+            return
+        had_queue = self.session.store.pending()
+        self.controller.label(cls)
+        self.recent.append((before.rx, before.ry, cls, self.session.colours[index]))
+        self.recent = self.recent[-8:]
+        self.show_current()
+        if had_queue and not before.manual:
+            self._after_round_check()
+
+    def _after_round_check(self) -> None:
+        """A round ended (the queue was refilled): retrain in the background when worthwhile."""
+        plan = self.controller.plan
+        if plan is not None and plan.done:
+            self.notify(
+                f"{plan.message}: keep labelling by hand (arrows), or + to raise the budget"
+            )
+        if self.controller.should_train() and not self.training_running():
+            self.start_training()
+
+    def action_skip(self) -> None:
+        if self.controller.skip() is None:
+            self.bell()
+            return
+        self.show_current()
+        self._after_round_check()
+
+    def action_undo(self) -> None:
+        event = self.controller.undo()
+        if event is None:
+            self.notify("nothing to undo")
+            return
+        what = f"{event.kind} {event.cls}" if event.cls else event.kind
+        self.notify(f"undid {what} at ({event.rx}, {event.ry})", timeout=2)
+        if self.recent:
+            self.recent.pop()
+        self.show_current()
+
+    def action_move(self, drx: int, dry: int) -> None:
+        self.controller.move_cursor(drx, dry)
+        self.show_current()
+
+    def action_leave_manual(self) -> None:
+        if self.controller.cursor is not None:
+            self.controller.leave_manual()
+            self.show_current()
+
+    def action_budget(self) -> None:
+        budget = self.controller.extend_budget()
+        self.notify(f"label budget raised to {budget}")
+        self.show_current()
+
+    # -- view actions --------------------------------------------------------------------------
+    def action_raw(self) -> None:
+        self.show_raw = not self.show_raw
+        view = self.query_one(PatternView)
+        from dataclasses import replace
+
+        view.contrast = replace(view.contrast, mode="log" if self.show_raw else "linear")
+        self.show_current()
+
+    def action_contrast(self) -> None:
+        self.query_one(PatternView).cycle_contrast()
+
+    def action_clip(self) -> None:
+        self.query_one(PatternView).cycle_clip()
+
+    def action_zoom(self) -> None:
+        self.query_one(PatternView).cycle_zoom()
+
+    def action_layer(self) -> None:
+        layer = self.query_one(ScanMap).cycle_layer()
+        if layer == "labels" and self.controller.probabilities is None:
+            self.notify("no domain map yet: it appears after the first training round", timeout=3)
+
+    def action_map_zoom(self) -> None:
+        self.query_one(ScanMap).cycle_zoom()
+
+    def action_external(self) -> None:
+        self._update_viewer(open_viewer=True)
+
+    def _update_viewer(self, open_viewer: bool) -> None:
+        rgb = self.query_one(PatternView).export_rgb()
+        if rgb is None:
+            return
+        try:
+            self.viewer.write(rgb)
+            if open_viewer or self.render_mode == "external":
+                message = self.viewer.open()
+                if open_viewer:
+                    self.notify(message, timeout=4)
+        except (GhostError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+
+    def action_help(self) -> None:
+        rows = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            keys = binding.key_display or binding.key
+            what = (
+                ACTIONS.get(binding.id or "", ("", binding.description, True))[1]
+                if binding.id in ACTIONS
+                else (
+                    f"label as {binding.description}"
+                    if (binding.id or "").startswith("label_")
+                    else binding.description
+                )
+            )
+            rows.append((keys.replace(",", " / "), what))
+        self.push_screen(HelpScreen(rows))
+
+    # -- training ------------------------------------------------------------------------------
+    def training_running(self) -> bool:
+        return self.training_worker is not None and self.training_worker.is_running
+
+    def action_retrain(self) -> None:
+        missing = self.controller.can_train()
+        if missing:
+            self.notify(f"cannot train yet: no label for {', '.join(missing)}", severity="warning")
+            return
+        if self.training_running():
+            self.notify("already training")
+            return
+        self.start_training()
+
+    def start_training(self) -> None:
+        self.query_one(StatusPanel).training("training: starting", 0, None)
+        self.training_worker = self.train_in_background()
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def train_in_background(self) -> None:
+        import torch
+
+        from ghosttui.model.train import TrainingCancelled
+        from ghosttui.rounds import RoundUpdate, train_round
+
+        worker = get_current_worker()
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core for the interface
+        last = 0.0
+
+        def progress(update: RoundUpdate) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL or update.done >= update.total:
+                last = now
+                self.post_message(
+                    TrainingProgress(update.stage, update.done, update.total, update.message)
+                )
+
+        try:
+            result = train_round(
+                self.session, progress=progress, should_stop=lambda: worker.is_cancelled
+            )
+        except TrainingCancelled:
+            return
+        except GhostError as exc:
+            self.post_message(TrainingFailed(str(exc)))
+            return
+        self.post_message(TrainingFinished(result.round, result.probabilities, result.metrics))
+
+    def on_training_progress(self, message: TrainingProgress) -> None:
+        text = f"{message.stage}: {message.text}" if message.text else message.stage
+        self.query_one(StatusPanel).training(text, message.done, message.total)
+
+    def on_training_finished(self, message: TrainingFinished) -> None:
+        self.controller.on_trained(message.probabilities, message.round)
+        m = message.metrics
+        detail = f"val {m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else ""
+        self.query_one(StatusPanel).training(f"model round {message.round} ready {detail}")
+        self.notify(f"model round {message.round} ready: map and queue updated", timeout=3)
+        self.show_current()
+
+    def on_training_failed(self, message: TrainingFailed) -> None:
+        self.query_one(StatusPanel).training(f"training failed: {message.error}")
+        self.notify(message.error, severity="error")
+
+    async def action_quit(self) -> None:
+        if self.training_worker is not None:
+            self.training_worker.cancel()
+        self.exit()
+
+
+def create_app(
+    session: Session, *, render: str = "halfblock", viewer: str | None = None
+) -> GhostApp:
+    """A GhostApp whose key bindings come from the session's settings."""
+    app_class = type(
+        "GhostApp",
+        (GhostApp,),
+        {"BINDINGS": bindings_for(session.settings), "__module__": __name__},
+    )
+    return app_class(session, render=render, viewer=viewer)
