@@ -115,6 +115,7 @@ def train_round(
     check_trainable(session)
     # settings and the previous model first: a bad one fails before minutes of cache building
     config = model_config(session, epochs=epochs, device=device, seed=seed)
+    resolve_device(config.device)  # a missing GPU is reported now, not after the cache
     previous = session.latest_checkpoint() if warm_start else None
     report = progress or (lambda update: None)
     cache = session.cache(

@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     except GhostError as exc:
         typer.echo(f"ghosttui: error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:  # disk full, permission denied, ... while writing results
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"ghosttui: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("ghosttui: interrupted", err=True)
         sys.exit(130)

@@ -85,9 +85,16 @@ def _read_yaml(path: Path) -> list[tuple[str, int, int, str, str]]:
         if len(numbers) < 2:
             raise SessionError(f"entry {i}: file name {entry['file']!r} has no X_Y position", path)
         rows.append(
-            (f"entry {i}", int(numbers[0]), int(numbers[1]), str(entry["label"]).strip(), "import")
+            (f"entry {i}", int(numbers[0]), int(numbers[1]), _yaml_label(entry["label"]), "import")
         )
     return rows
+
+
+def _yaml_label(value: object) -> str:
+    """YAML 1.1 reads an unquoted ``no`` as False; the paper's files mean the class name."""
+    if isinstance(value, bool):
+        return "no" if value is False else "yes"
+    return str(value).strip()
 
 
 def import_labels(store: LabelStore, path: str | Path) -> int:

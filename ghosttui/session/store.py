@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
     class TEXT,
     source TEXT NOT NULL,
     round INTEGER NOT NULL,
-    undoes INTEGER REFERENCES events(id)
+    undoes INTEGER REFERENCES events(id),
+    queue_item INTEGER REFERENCES queue(id)
 );
 CREATE INDEX IF NOT EXISTS events_position ON events (rx, ry);
 CREATE TABLE IF NOT EXISTS queue (
@@ -74,6 +76,7 @@ class Event:
     source: str
     round: int
     undoes: int | None
+    queue_item: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,19 @@ class LabelStore:
         self.path = Path(path)
         self.scan_shape = scan_shape
         self.classes = list(classes)
+        self._lock = threading.RLock()  # the app's training thread shares this connection
+        self._replayed: tuple[int, dict[tuple[int, int], Label]] | None = None
         try:
-            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self._db = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            if "queue_item" not in columns:  # databases written before events named their query
+                self._db.execute("ALTER TABLE events ADD COLUMN queue_item INTEGER")
             with self._transaction() as db:
                 db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
@@ -124,20 +134,34 @@ class LabelStore:
 
     # -- plumbing ---------------------------------------------------------------
     def _transaction(self) -> Any:
+        """``with store._transaction() as db``: one committed (or rolled back) write, thread-safe."""
         store = self
 
         class _Tx:
             def __enter__(self) -> sqlite3.Connection:
-                store._db.execute("BEGIN IMMEDIATE")
+                store._lock.acquire()
+                try:
+                    store._db.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    store._lock.release()
+                    raise
                 return store._db
 
             def __exit__(self, exc_type: Any, *_: Any) -> None:
-                store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                try:
+                    store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    store._lock.release()
 
         return _Tx()
 
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def _check_position(self, rx: int, ry: int) -> None:
         if not (0 <= rx < self.scan_shape[0] and 0 <= ry < self.scan_shape[1]):
@@ -156,8 +180,8 @@ class LabelStore:
 
     # -- meta -------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._transaction() as db:
@@ -169,21 +193,34 @@ class LabelStore:
 
     # -- events -----------------------------------------------------------------
     def events(self) -> list[Event]:
-        rows = self._db.execute(
-            "SELECT id, time, kind, rx, ry, class, source, round, undoes FROM events ORDER BY id"
-        ).fetchall()
+        rows = self._rows(
+            "SELECT id, time, kind, rx, ry, class, source, round, undoes, queue_item"
+            " FROM events ORDER BY id"
+        )
         return [Event(*row) for row in rows]
 
+    def last_event_id(self) -> int:
+        return int(self._rows("SELECT MAX(id) FROM events")[0][0] or 0)
+
     def labels(self) -> dict[tuple[int, int], Label]:
-        """The current label of every labelled position (replay of the events not undone)."""
-        events = self.events()
-        undone = {e.undoes for e in events if e.kind == "undo"}
-        current: dict[tuple[int, int], Label] = {}
-        for e in events:
-            if e.id in undone or e.kind in ("undo", "skip"):
-                continue
-            current[(e.rx, e.ry)] = Label(e.rx, e.ry, e.cls or "", e.source, e.round, e.id)
-        return current
+        """The current label of every labelled position (replay of the events not undone).
+
+        The replay is cached and redone only when the event log grew, so asking
+        after every keystroke costs one indexed query.
+        """
+        with self._lock:
+            last = self.last_event_id()
+            if self._replayed is not None and self._replayed[0] == last:
+                return dict(self._replayed[1])
+            events = self.events()
+            undone = {e.undoes for e in events if e.kind == "undo"}
+            current: dict[tuple[int, int], Label] = {}
+            for e in events:
+                if e.id in undone or e.kind in ("undo", "skip"):
+                    continue
+                current[(e.rx, e.ry)] = Label(e.rx, e.ry, e.cls or "", e.source, e.round, e.id)
+            self._replayed = (last, current)
+            return dict(current)
 
     def label(
         self, rx: int, ry: int, cls: str, source: str, *, queue_item: int | None = None
@@ -192,8 +229,9 @@ class LabelStore:
         self._check_position(rx, ry)
         self._check_class(cls)
         self._check_source(source)
-        kind = "relabel" if (rx, ry) in self.labels() else "label"
-        return self._append(kind, rx, ry, cls, source, queue_item, "done")
+        with self._lock:
+            kind = "relabel" if (rx, ry) in self.labels() else "label"
+            return self._append(kind, rx, ry, cls, source, queue_item, "done")
 
     def skip(self, rx: int, ry: int, source: str, *, queue_item: int | None = None) -> Event:
         self._check_position(rx, ry)
@@ -207,15 +245,17 @@ class LabelStore:
             self._check_position(rx, ry)
             self._check_class(cls)
             self._check_source(source)
-        existing = set(self.labels())
         now = time.time()
         with self._transaction() as db:
+            existing = set(self.labels())
+            round_now = self.round
             for rx, ry, cls, source in rows:
                 kind = "relabel" if (rx, ry) in existing else "label"
                 existing.add((rx, ry))
                 db.execute(
-                    "INSERT INTO events (time, kind, rx, ry, class, source, round) VALUES (?,?,?,?,?,?,?)",
-                    (now, kind, rx, ry, cls, source, self.round),
+                    "INSERT INTO events (time, kind, rx, ry, class, source, round)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (now, kind, rx, ry, cls, source, round_now),
                 )
         return len(rows)
 
@@ -231,31 +271,34 @@ class LabelStore:
     ) -> Event:
         now = time.time()
         with self._transaction() as db:
+            round_now = self.round
             cursor = db.execute(
-                "INSERT INTO events (time, kind, rx, ry, class, source, round) VALUES (?,?,?,?,?,?,?)",
-                (now, kind, rx, ry, cls, source, self.round),
+                "INSERT INTO events (time, kind, rx, ry, class, source, round, queue_item)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (now, kind, rx, ry, cls, source, round_now, queue_item),
             )
             if queue_item is not None:
                 db.execute("UPDATE queue SET state = ? WHERE id = ?", (state, queue_item))
             event_id = cursor.lastrowid
-        return Event(int(event_id), now, kind, rx, ry, cls, source, self.round, None)
+        return Event(int(event_id), now, kind, rx, ry, cls, source, round_now, None, queue_item)
 
     def undo(self) -> Event | None:
-        """Take back the latest event not yet undone; its queue item becomes pending again.
+        """Take back the latest event not yet undone; the query it answered is pending again.
 
         Returns the undone event (so the caller can show that pattern again), or
         None when there is nothing left to undo.
         """
-        events = self.events()
-        undone = {e.undoes for e in events if e.kind == "undo"}
-        target = next(
-            (e for e in reversed(events) if e.kind != "undo" and e.id not in undone), None
-        )
-        if target is None:
-            return None
         with self._transaction() as db:
+            events = self.events()
+            undone = {e.undoes for e in events if e.kind == "undo"}
+            target = next(
+                (e for e in reversed(events) if e.kind != "undo" and e.id not in undone), None
+            )
+            if target is None:
+                return None
             db.execute(
-                "INSERT INTO events (time, kind, rx, ry, class, source, round, undoes) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO events (time, kind, rx, ry, class, source, round, undoes)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     "undo",
@@ -267,11 +310,8 @@ class LabelStore:
                     target.id,
                 ),
             )
-            db.execute(
-                "UPDATE queue SET state = 'pending' WHERE id = (SELECT id FROM queue WHERE rx = ? AND ry = ?"
-                " AND state IN ('done', 'skipped') ORDER BY id DESC LIMIT 1)",
-                (target.rx, target.ry),
-            )
+            if target.queue_item is not None:
+                db.execute("UPDATE queue SET state = 'pending' WHERE id = ?", (target.queue_item,))
         return target
 
     # -- queue ------------------------------------------------------------------
@@ -286,16 +326,18 @@ class LabelStore:
         ``meta`` entries are written in the same transaction (the sampler's state).
         """
         round = self.round if round is None else round
-        pending = {(q.rx, q.ry) for q in self.pending()}
-        rows = []
-        for rx, ry, source, priority in items:
+        items = list(items)
+        for rx, ry, source, _ in items:
             self._check_position(rx, ry)
             self._check_source(source)
-            if (rx, ry) in pending:
-                continue
-            pending.add((rx, ry))
-            rows.append((int(rx), int(ry), source, round, float(priority)))
         with self._transaction() as db:
+            pending = {(q.rx, q.ry) for q in self.pending()}
+            rows = []
+            for rx, ry, source, priority in items:
+                if (rx, ry) in pending:
+                    continue
+                pending.add((rx, ry))
+                rows.append((int(rx), int(ry), source, round, float(priority)))
             db.executemany(
                 "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
             )
@@ -303,22 +345,19 @@ class LabelStore:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
         return len(rows)
 
-    def last_event_id(self) -> int:
-        row = self._db.execute("SELECT MAX(id) FROM events").fetchone()
-        return int(row[0] or 0)
-
     def pending(self) -> list[QueueItem]:
-        rows = self._db.execute(
-            "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE state = 'pending' ORDER BY id"
-        ).fetchall()
+        rows = self._rows(
+            "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE state = 'pending'"
+            " ORDER BY id"
+        )
         return [QueueItem(*row) for row in rows]
 
     def next_query(self) -> QueueItem | None:
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE state = 'pending'"
             " ORDER BY id LIMIT 1"
-        ).fetchone()
-        return QueueItem(*row) if row else None
+        )
+        return QueueItem(*rows[0]) if rows else None
 
     def drop_pending(self, sources: Iterable[str] | None = None) -> int:
         """Drop pending queries (of the given sources), e.g. stale uncertainty queries after retraining."""
@@ -335,7 +374,7 @@ class LabelStore:
 
     def queued_positions(self) -> set[tuple[int, int]]:
         """Every position ever queued (pending, done or skipped): never queued twice by the sampler."""
-        rows = self._db.execute("SELECT rx, ry FROM queue WHERE state != 'dropped'").fetchall()
+        rows = self._rows("SELECT rx, ry FROM queue WHERE state != 'dropped'")
         return {(int(a), int(b)) for a, b in rows}
 
     # -- rounds -----------------------------------------------------------------
@@ -349,9 +388,7 @@ class LabelStore:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round + 1),))
 
     def rounds(self) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT round, finished, checkpoint, metrics FROM rounds ORDER BY round"
-        ).fetchall()
+        rows = self._rows("SELECT round, finished, checkpoint, metrics FROM rounds ORDER BY round")
         return [
             {"round": r, "finished": f, "checkpoint": c, "metrics": json.loads(m) if m else {}}
             for r, f, c, m in rows

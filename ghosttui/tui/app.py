@@ -269,7 +269,7 @@ class GhostApp(App[None]):
             return
         what = f"{event.kind} {event.cls}" if event.cls else event.kind
         self.notify(f"undid {what} at ({event.rx}, {event.ry})", timeout=2)
-        if self.recent:
+        if event.kind in ("label", "relabel") and self.recent:
             self.recent.pop()
         self.show_current()
 
