@@ -95,7 +95,7 @@ def run_once(
     """One strategy x budget x seed: label until the budget is spent, train, score."""
     started = time.perf_counter()
     sampling = SamplingSpec(strategy=strategy, budget=budget, seed=seed, grid_step=grid_step)
-    sampling.round_size = round_size or max(10, budget // 6)
+    sampling.round_size = round_size
     name = f"bench-{strategy}-{budget}-{seed}"
     session = Session.create(
         name,

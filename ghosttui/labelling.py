@@ -173,7 +173,7 @@ class LabellingController:
 
     def extend_budget(self) -> int:
         spec = self.session.settings.sampling
-        spec.budget += max(1, spec.round_size)
+        spec.budget += spec.round_length
         self.session.save_settings()
         self.ensure_queue()
         return spec.budget

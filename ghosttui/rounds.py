@@ -102,11 +102,15 @@ def train_round(
     epochs: int | None = None,
     device: str | None = None,
     seed: int | None = None,
-    warm_start: bool = True,
+    warm_start: bool | None = None,
     progress: Callable[[RoundUpdate], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> RoundResult:
     """Train on every non-holdout label, save checkpoint and whole-scan probabilities.
+
+    ``warm_start`` (default: the session's ``[model] warm_start``) starts from the
+    previous round's weights with half the epochs; from scratch otherwise, which
+    measured better with early stopping (docs/benchmarks.md).
 
     Raises :class:`~ghosttui.model.train.TrainingCancelled` when ``should_stop``
     fires; then nothing is written and the round does not advance.
@@ -116,6 +120,8 @@ def train_round(
     # settings and the previous model first: a bad one fails before minutes of cache building
     config = model_config(session, epochs=epochs, device=device, seed=seed)
     resolve_device(config.device)  # a missing GPU is reported now, not after the cache
+    if warm_start is None:
+        warm_start = session.settings.model.warm_start
     previous = session.latest_checkpoint() if warm_start else None
     report = progress or (lambda update: None)
     cache = session.cache(

@@ -80,10 +80,10 @@ def _wall(rx: np.ndarray, ry: np.ndarray, shape: tuple[int, int], rng: np.random
         + 0.03 * n_rx * np.sin(2 * np.pi * ry / (1.3 * n_ry) + p1)
         + 0.012 * n_rx * np.sin(2 * np.pi * ry / (0.45 * n_ry) + p2)
     )
-    half = 1.6 + 0.9 * (1 + np.sin(2 * np.pi * ry / (0.8 * n_ry) + p3)) / 2
+    half = 2.0 + 1.5 * (1 + np.sin(2 * np.pi * ry / (0.8 * n_ry) + p3)) / 2  # 5-8 positions thick
     d = rx - centre
     truth = np.where(d < -half, VERTICAL, np.where(d > half, HORIZONTAL, NONE))
-    strength = _ramp(np.abs(d) - half, 4.0)
+    strength = _ramp(np.abs(d) - half, 6.0)
     return truth, strength
 
 

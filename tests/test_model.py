@@ -258,7 +258,7 @@ def test_training_is_deterministic_per_seed():
 
 def test_training_learns_an_easy_problem():
     x, y = bars(60)
-    result = train(x, y, 3, tiny(epochs=15, patience=100))
+    result = train(x, y, 3, tiny(epochs=15, patience=100, lr=3e-3))
     model = build_network("ghostnet", 3, 32, width=4)
     model.load_state_dict(result.state_dict)
     test_x, test_y = bars(60, seed=9)

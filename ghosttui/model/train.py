@@ -46,7 +46,7 @@ class TrainConfig:
     patience: int = 20
     batch_size: int = 32
     epoch_samples: int = 128  # an epoch shows at least this many samples (small sets repeat)
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-2
     val_fraction: float = 0.2
     label_smoothing: float = 0.05

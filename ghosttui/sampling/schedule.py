@@ -155,7 +155,7 @@ def plan_next(
         return Plan(items, state, message)
 
     if spec.strategy == "random":
-        size = left if spec.round_size <= 0 else min(left, spec.round_size)
+        size = min(left, spec.round_length)
         points = random_queries(scan_shape, size, rng, taken)
         if not points:
             return Plan(state=state, message="every position is labelled", done=True)
@@ -221,7 +221,7 @@ def plan_next(
 
     # uncertainty rounds (hybrid, uncertainty)
     if missing_classes:
-        size = min(left, spec.round_size)
+        size = min(left, spec.round_length)
         points = random_queries(scan_shape, size, rng, taken)
         return queue(
             points,
@@ -234,7 +234,7 @@ def plan_next(
             message="retrain on the labels so far, then ask where the model is unsure",
             train_first=True,
         )
-    size = min(left, spec.round_size)
+    size = min(left, spec.round_length)
     picks = uncertainty_queries(probabilities, size, spec.diversity_radius, taken)
     if not picks:
         return Plan(state=state, message="no unlabelled position left", done=True)

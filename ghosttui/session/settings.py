@@ -75,6 +75,7 @@ class ModelSpec:
     patience: int = 20
     seed: int = 0
     device: str = "auto"
+    warm_start: bool = False  # measured: from-scratch rounds beat warm starts (docs/benchmarks.md)
     rotation_swap: list[list[str]] = field(
         default_factory=list
     )  # e.g. [["horizontal", "vertical"]]
@@ -87,11 +88,16 @@ class SamplingSpec:
     strategy: str = "hybrid"
     budget: int = 100
     grid_step: int = 0  # 0: chosen from the budget and the scan size
-    boundary_share: float = 0.4  # of the budget left after the grid
-    round_size: int = 20  # uncertainty queries per round
+    boundary_share: float = 0.7  # of the budget left after the grid (hybrid)
+    round_size: int = 0  # uncertainty queries per round; 0: max(10, budget // 6)
     diversity_radius: int = 3  # no two uncertainty queries closer than this (positions)
     holdout: int = 0  # random positions labelled for an unbiased accuracy estimate
     seed: int = 0
+
+    @property
+    def round_length(self) -> int:
+        """Queries per uncertainty (or random) round."""
+        return self.round_size if self.round_size > 0 else max(10, self.budget // 6)
 
 
 @dataclass
