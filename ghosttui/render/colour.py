@@ -11,7 +11,7 @@ PAPER_COLOURS = {"horizontal": "#0000ff", "vertical": "#00ff00", "none": "#ff000
 # Distinct colours for further classes (up to 9 in all).
 EXTRA_COLOURS = ["#ffb000", "#ff00ff", "#00e5ff", "#ffffff", "#8d6e63", "#9e9e9e", "#7e57c2"]
 
-CONTRASTS = ("log", "linear", "gamma")
+CONTRASTS = ("linear", "log", "gamma")
 
 
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:

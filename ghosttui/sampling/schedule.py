@@ -121,6 +121,22 @@ def spread_order(points: list[Position]) -> list[Position]:
     return [points[i] for i in order]
 
 
+def walls_first(points: list[Position], labels: dict[Position, int], radius: int) -> list[Position]:
+    """Points with differently-labelled positions within ``radius`` first (order kept within each group).
+
+    When the budget cannot pay for a whole finer grid, it goes to the walls.
+    """
+    if not labels or not points:
+        return points
+    known = np.array(list(labels), dtype=np.int64)
+    classes = np.array(list(labels.values()))
+    near, far = [], []
+    for p in points:
+        close = np.abs(known - np.array(p)).max(1) <= radius
+        (near if len(set(classes[close].tolist())) > 1 else far).append(p)
+    return near + far
+
+
 def plan_next(
     spec: SamplingSpec,
     scan_shape: tuple[int, int],
@@ -211,6 +227,7 @@ def plan_next(
             points = [
                 p for p in spread_order(grid_points(scan_shape, state.grid_step)) if p not in taken
             ]
+            points = walls_first(points, labels, 2 * state.grid_step)
             return queue(
                 points,
                 "grid",

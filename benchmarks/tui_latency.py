@@ -1,0 +1,200 @@
+"""Keystroke-to-screen latency and start-up time of ``ghosttui label``, measured end to end.
+
+The real app runs in a pseudo-terminal of 160x48 (half-block rendering,
+COLORTERM=truecolor). A keystroke is written to the terminal and the clock
+stops at the last byte of the screen update it causes (the update is over
+when the terminal has been silent for ``--quiet`` ms, which is subtracted).
+A training round runs in the background for the whole measurement (the
+session's epoch count is raised so that it cannot finish early).
+
+Start-up is measured from process start to the end of the first full frame,
+on a session whose cache exists.
+
+    python benchmarks/tui_latency.py [--keys 150] [--no-training]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save, simulated
+
+COLS, ROWS = 160, 48
+
+
+class Terminal:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            args,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.received = bytearray()
+
+    def read_burst(
+        self, quiet: float, first_timeout: float
+    ) -> tuple[float | None, float | None, bytes]:
+        """Wait for output; return (first byte time, last byte time, bytes) once quiet."""
+        first = last = None
+        data = bytearray()
+        deadline = time.perf_counter() + first_timeout
+        while True:
+            timeout = quiet if first is not None else max(0.0, deadline - time.perf_counter())
+            ready, _, _ = select.select([self.master], [], [], timeout)
+            if not ready:
+                break
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            now = time.perf_counter()
+            if first is None:
+                first = now
+            last = now
+            data += chunk
+        self.received += data
+        return first, last, bytes(data)
+
+    def drain(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            self.read_burst(0.02, max(0.0, end - time.perf_counter()))
+
+    def send(self, text: str) -> float:
+        os.write(self.master, text.encode())
+        return time.perf_counter()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        os.close(self.master)
+
+
+def prepare(root: Path, data: Path, env: dict[str, str], epochs: int) -> None:
+    """A session with 30 labels from the truth (every class), its cache built."""
+    import h5py
+
+    with h5py.File(data, "r") as f:
+        truth = f["truth"][()]
+    names = ["horizontal", "vertical", "none"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(3):
+        for flat in rng.choice(np.flatnonzero(truth.ravel() == index), 10, replace=False):
+            rx, ry = divmod(int(flat), truth.shape[1])
+            rows.append(f"{rx},{ry},{names[index]},random")
+    csv = root / "labels.csv"
+    csv.write_text("rx,ry,label,source\n" + "\n".join(rows) + "\n")
+    exe = [sys.executable, "-m", "ghosttui"]
+    subprocess.run(
+        [*exe, "new", "bench", "--data", str(data)], env=env, check=True, capture_output=True
+    )
+    subprocess.run(
+        [*exe, "labels", "import", "bench", str(csv)], env=env, check=True, capture_output=True
+    )
+    subprocess.run([*exe, "preprocess", str(data)], env=env, check=True, capture_output=True)
+    settings = root / "sessions" / "bench" / "session.toml"
+    text = settings.read_text()
+    text = text.replace("epochs = 80", f"epochs = {epochs}").replace(
+        "patience = 20", f"patience = {epochs}"
+    )
+    text = text.replace("budget = 100", "budget = 2000")
+    settings.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--keys", type=int, default=150)
+    parser.add_argument(
+        "--quiet", type=float, default=0.04, help="silence (s) that ends a screen update"
+    )
+    parser.add_argument("--no-training", action="store_true")
+    args = parser.parse_args()
+    data = simulated()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        env = {
+            **os.environ,
+            "TERM": "xterm-256color",
+            "COLORTERM": "truecolor",
+            "GHOSTTUI_SESSIONS": str(root / "sessions"),
+            "GHOSTTUI_CACHE_DIR": os.environ.get("GHOSTTUI_CACHE_DIR", str(root / "cache")),
+        }
+        env.pop("TMUX", None)
+        prepare(root, data, env, epochs=2000)
+        terminal = Terminal(
+            [sys.executable, "-m", "ghosttui", "label", "bench", "--render", "halfblock"], env
+        )
+        try:
+            _, last, _ = terminal.read_burst(0.5, 30)
+            startup = (last or 0) - terminal.started
+            assert b"query" in terminal.received, terminal.received[-2000:]
+            if not args.no_training:
+                terminal.send("r")
+                terminal.drain(2.0)
+                assert b"train" in terminal.received
+            rng = np.random.default_rng(1)
+            latencies, full = [], 0
+            for i in range(args.keys):
+                terminal.drain(rng.uniform(0.08, 0.2))
+                sent = terminal.send("hvn"[i % 3])
+                _, end, burst = terminal.read_burst(args.quiet, 5.0)
+                if end is None:
+                    continue
+                latencies.append((end - sent) * 1000)
+                full += burst.count("▀".encode()) >= 1000
+            training_still = b"epoch" in terminal.received[-200000:]
+        finally:
+            terminal.close()
+    lat = np.array(latencies)
+    result = {
+        "data": str(data),
+        "terminal": f"{COLS}x{ROWS}, halfblock, truecolor",
+        "background_training": not args.no_training,
+        "training_running_at_end": bool(training_still),
+        "keystrokes": len(lat),
+        "full_pattern_redraws": int(full),
+        "latency_ms": {
+            "p50": round(float(np.percentile(lat, 50)), 1),
+            "p95": round(float(np.percentile(lat, 95)), 1),
+            "p99": round(float(np.percentile(lat, 99)), 1),
+            "max": round(float(lat.max()), 1),
+        },
+        "startup_seconds": round(startup, 2),
+        "note": f"update end = last byte before {args.quiet * 1000:.0f} ms of silence",
+    }
+    print(json.dumps(result, indent=2))
+    save("tui_latency" + ("_idle" if args.no_training else ""), result)
+
+
+if __name__ == "__main__":
+    main()
