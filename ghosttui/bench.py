@@ -160,6 +160,31 @@ def _accuracy(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(probabilities.argmax(-1) == truth))
 
 
+def check_bench_options(
+    strategies: list[str],
+    budgets: list[int],
+    scan_shape: tuple[int, int],
+    label_noise: float = 0.0,
+    grid_step: int = 0,
+) -> None:
+    """Fail before any work (cache, training) on options no run could use."""
+    for strategy in strategies:
+        check_strategy(strategy)
+    positions = int(scan_shape[0]) * int(scan_shape[1])
+    for budget in budgets:
+        if not 1 <= budget <= positions:
+            raise GhostError(
+                f"--budget {budget} must be between 1 and the scan's {positions} positions"
+            )
+    if not 0.0 <= label_noise < 1.0:
+        raise GhostError(f"--label-noise must be in [0, 1) (got {label_noise})")
+    if grid_step:
+        from ghosttui.sampling.schedule import choose_grid_step
+
+        for budget in budgets:  # say which step would fit
+            choose_grid_step(SamplingSpec(budget=budget, grid_step=grid_step), tuple(scan_shape))
+
+
 def run_bench(
     data: Path,
     truth: np.ndarray,
@@ -175,15 +200,7 @@ def run_bench(
     epochs: int | None = None,
     on_run: Callable[[BenchRun], None] | None = None,
 ) -> list[BenchRun]:
-    for strategy in strategies:
-        check_strategy(strategy)
-    if not 0.0 <= label_noise < 1.0:
-        raise GhostError(f"--label-noise must be in [0, 1) (got {label_noise})")
-    if grid_step:
-        from ghosttui.sampling.schedule import choose_grid_step
-
-        for budget in budgets:  # fail before any run: say which step would fit
-            choose_grid_step(SamplingSpec(budget=budget, grid_step=grid_step), truth.shape)
+    check_bench_options(strategies, budgets, truth.shape, label_noise, grid_step)
     runs = []
     with tempfile.TemporaryDirectory(prefix="ghosttui-bench-") as scratch:
         for budget in budgets:

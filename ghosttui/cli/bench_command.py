@@ -85,7 +85,14 @@ def bench(
     format: Format = None,
 ) -> None:
     """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
-    from ghosttui.bench import load_truth, plot_curves, run_bench, summary_table, write_json
+    from ghosttui.bench import (
+        check_bench_options,
+        load_truth,
+        plot_curves,
+        run_bench,
+        summary_table,
+        write_json,
+    )
     from ghosttui.cache import open_or_build
     from ghosttui.cli.options import progress_bar
     from ghosttui.data import open_scan
@@ -100,6 +107,7 @@ def bench(
     with open_scan(data, options) as opened:
         scan_shape = opened.scan_shape
     truth_map = load_truth(data, truth, scan_shape, len(names))
+    check_bench_options(strategies, budgets, scan_shape, label_noise, grid_step)
     with progress_bar("cache") as update:
         open_or_build(data, options, settings, progress=update).close()
     total = len(strategies) * len(budgets) * len(seeds)

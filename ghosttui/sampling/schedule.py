@@ -37,6 +37,7 @@ from ghosttui.sampling.strategies import (
     grid_points,
     grid_size,
     grid_step_for_budget,
+    next_boundary_step,
     random_queries,
     uncertainty_queries,
 )
@@ -54,6 +55,7 @@ class ScheduleState:
     grid_step: int = 0
     boundary_step: int = 0
     holdout_queued: bool = False
+    boundary_done: bool = False
     rounds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,7 +213,7 @@ def plan_next(
         while state.boundary_step >= 1 and room > 0:
             mids = boundary_midpoints(labels, state.boundary_step, taken)
             step = state.boundary_step
-            state.boundary_step = step // 2
+            state.boundary_step = next_boundary_step(step)
             if mids:
                 plan = queue(
                     mids[:room],
@@ -235,6 +237,7 @@ def plan_next(
                 f"{min(left, len(points))} positions",
             )
         state.phase = "uncertainty"
+        state.boundary_done = True
 
     # uncertainty rounds (hybrid, uncertainty)
     if missing_classes:
@@ -248,11 +251,12 @@ def plan_next(
     if probabilities is None or not model_current:
         return Plan(
             state=state,
-            message="retrain on the labels so far, then ask where the model is unsure",
+            message=("boundary refinement finished; " if state.boundary_done else "")
+            + "retrain on the labels so far, then ask where the model is unsure",
             train_first=True,
         )
     size = min(left, spec.round_length)
-    picks = uncertainty_queries(probabilities, size, spec.diversity_radius, taken)
+    picks = uncertainty_queries(probabilities, size, spec.diversity_radius, taken, spec.uncertainty)
     if not picks:
         return Plan(state=state, message="no unlabelled position left", done=True)
     state.rounds += 1

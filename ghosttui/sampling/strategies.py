@@ -54,6 +54,15 @@ def grid_step_for_budget(scan_shape: tuple[int, int], points: int) -> int | None
     return None
 
 
+def next_boundary_step(step: int) -> int:
+    """The step of the next bisection pass: half, rounded up (0 after a step-1 pass).
+
+    Rounding up matters: bisecting a gap of 5 leaves gaps of 2 and 3, which a
+    step-2 pass would miss and leave the wall unresolved.
+    """
+    return (step + 1) // 2 if step > 1 else 0
+
+
 def boundary_midpoints(
     labels: dict[Position, int], step: int, exclude: Iterable[Position] = ()
 ) -> list[Position]:

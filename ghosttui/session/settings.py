@@ -91,6 +91,7 @@ class SamplingSpec:
     boundary_share: float = 0.7  # of the budget left after the grid (hybrid)
     round_size: int = 0  # uncertainty queries per round; 0: max(10, budget // 6)
     diversity_radius: int = 3  # no two uncertainty queries closer than this (positions)
+    uncertainty: str = "margin"  # or "entropy"
     holdout: int = 0  # random positions labelled for an unbiased accuracy estimate
     seed: int = 0
 

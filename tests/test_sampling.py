@@ -1,0 +1,346 @@
+"""The query strategies, the schedule and the bench."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error
+
+from ghosttui.errors import GhostError
+from ghosttui.sampling.schedule import (
+    Plan,
+    ScheduleState,
+    choose_grid_step,
+    plan_next,
+    spread_order,
+    walls_first,
+)
+from ghosttui.sampling.strategies import (
+    boundary_midpoints,
+    grid_points,
+    grid_size,
+    grid_step_for_budget,
+    next_boundary_step,
+    random_queries,
+    uncertainty_queries,
+    uncertainty_scores,
+)
+from ghosttui.session.settings import SamplingSpec
+
+
+# -- grid --------------------------------------------------------------------------------------
+def test_grid_follows_the_paper_and_covers_the_edges():
+    points = grid_points((206, 34), 30)
+    rows = sorted({rx for rx, _ in points})
+    cols = sorted({ry for _, ry in points})
+    assert rows == [0, 30, 60, 90, 120, 150, 180, 205]  # i*s, plus the last row
+    assert cols == [0, 30, 33]
+    assert len(points) == grid_size((206, 34), 30) == 24
+    assert (205, 33) in points and (0, 0) in points
+
+
+def test_grid_step_for_budget_is_the_finest_that_fits():
+    step = grid_step_for_budget((206, 34), 50)
+    assert grid_size((206, 34), step) <= 50 < grid_size((206, 34), step - 1)
+    assert grid_step_for_budget((10, 10), 3) is None  # even the 4 corners do not fit
+
+
+def test_a_budget_smaller_than_the_grid_says_which_step_fits():
+    spec = SamplingSpec(budget=50, grid_step=10)
+    with pytest.raises(GhostError) as error:
+        choose_grid_step(spec, (206, 34))
+    message = str(error.value)
+    assert "budget 50" in message and "step-10 grid" in message and "fits" in message
+    fit = int(message.split("step ")[-1].split(" fits")[0])
+    assert grid_size((206, 34), fit) <= 50
+
+
+def test_spread_order_covers_the_scan_early():
+    points = grid_points((100, 100), 10)
+    ordered = spread_order(points)
+    assert sorted(ordered) == sorted(points)
+    first = np.array(ordered[:4])
+    assert np.ptp(first[:, 0]) >= 80 and np.ptp(first[:, 1]) >= 80  # the corners come first
+
+
+# -- boundary midpoints ------------------------------------------------------------------------
+def wall_labels(step: int, shape=(41, 21), wall=20.5) -> dict[tuple[int, int], int]:
+    """Grid labels of a horizontal wall: class 0 above ``wall``, class 1 below."""
+    return {(rx, ry): int(rx > wall) for rx, ry in grid_points(shape, step)}
+
+
+def test_midpoints_between_differently_labelled_neighbours_only():
+    labels = wall_labels(10)
+    mids = boundary_midpoints(labels, 10)
+    assert mids and all(rx == 25 for rx, _ in mids)  # halfway between rows 20 and 30
+    assert boundary_midpoints({p: 0 for p in labels}, 10) == []  # no wall, no query
+
+
+def test_closest_differing_neighbour_wins():
+    labels = {(0, 0): 0, (0, 4): 1, (4, 4): 1}
+    # (0, 0) asks for the midpoint towards its closest differing neighbour (0, 4), not the
+    # diagonal; (0, 4) would ask for the same point, so only (4, 4), whose sole differing
+    # neighbour is (0, 0), adds the diagonal midpoint.
+    assert boundary_midpoints(labels, 4) == [(0, 2), (2, 2)]
+    assert boundary_midpoints({(0, 0): 0, (0, 4): 1}, 4) == [(0, 2)]
+
+
+def test_midpoints_already_labelled_or_queued_are_never_queued_again():
+    labels = wall_labels(10)
+    first = boundary_midpoints(labels, 10)
+    assert boundary_midpoints(labels, 10, exclude=first) == []
+    labels.update({p: 1 for p in first})
+    again = boundary_midpoints(labels, 10)
+    assert not set(again) & set(first)
+
+
+def test_bisection_steps_round_up_and_end():
+    assert [next_boundary_step(s) for s in (10, 5, 3, 2, 1)] == [5, 3, 2, 1, 0]
+
+
+def test_bisection_ends_when_every_wall_is_resolved():
+    """Label the truth at each pass: the loop halves the step, converges on the wall and stops."""
+    truth = lambda rx, ry: int(rx > 17)  # noqa: E731
+    labels = {p: truth(*p) for p in grid_points((41, 21), 10)}
+    asked = set(labels)
+    step, passes = 10, 0
+    while step >= 1:
+        mids = boundary_midpoints(labels, step, asked)
+        asked |= set(mids)
+        labels.update({p: truth(*p) for p in mids})
+        step = next_boundary_step(step)
+        passes += 1
+    assert passes <= 5
+    rows_either_side = {rx for rx, _ in labels if 16 <= rx <= 19}
+    assert {17, 18} <= rows_either_side  # the wall is pinned between adjacent rows
+    assert boundary_midpoints(labels, 1, asked) == []
+
+
+# -- uncertainty, random ----------------------------------------------------------------------
+def test_uncertainty_measures():
+    p = np.array([[[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]]])
+    margin = uncertainty_scores(p, "margin")[0]
+    entropy = uncertainty_scores(p, "entropy")[0]
+    assert margin[0] == pytest.approx(0.0) and margin[1] == pytest.approx(1.0)
+    assert entropy[0] == pytest.approx(0.0, abs=1e-6) and entropy[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        uncertainty_scores(p, "variance")
+
+
+def test_uncertainty_queries_are_spread_out_and_skip_labelled_positions():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1, 1, 1], size=(40, 40))
+    probs[10:14, 10:14] = 1 / 3  # one blob, as uncertain as can be
+    picks = uncertainty_queries(probs, 10, radius=3, exclude=[(10, 10)])
+    positions = [(rx, ry) for rx, ry, _ in picks]
+    assert len(picks) == 10 and (10, 10) not in positions
+    in_blob = [p for p in positions if 10 <= p[0] < 14 and 10 <= p[1] < 14]
+    assert 1 <= len(in_blob) <= 2  # the blob gets one or two queries, not ten
+    for i, a in enumerate(positions):
+        for b in positions[i + 1 :]:
+            assert max(abs(a[0] - b[0]), abs(a[1] - b[1])) > 3
+    scores = [s for _, _, s in picks]
+    assert scores[0] == max(scores)
+
+
+def test_random_queries_are_distinct_and_avoid_excluded():
+    rng = np.random.default_rng(1)
+    exclude = [(0, i) for i in range(10)]
+    picks = random_queries((10, 10), 90, rng, exclude)
+    assert len(set(picks)) == 90 and not set(picks) & set(exclude)
+    assert random_queries((10, 10), 50, rng, picks + exclude) == []
+
+
+def test_walls_first_puts_points_near_a_wall_ahead():
+    labels = {(0, 0): 0, (0, 8): 1, (20, 20): 0}
+    ordered = walls_first([(20, 22), (0, 4), (19, 20)], labels, radius=4)
+    assert ordered[0] == (0, 4)
+
+
+# -- the schedule ------------------------------------------------------------------------------
+def drive(spec: SamplingSpec, truth: np.ndarray, probabilities=None, rounds=50):
+    """Answer every plan from the truth until a model is needed or the budget is spent."""
+    labels, queued, state, plans = {}, set(), ScheduleState(), []
+    for _ in range(rounds):
+        plan = plan_next(
+            spec,
+            truth.shape,
+            labels,
+            queued,
+            state,
+            probabilities=probabilities,
+            model_current=probabilities is not None,
+        )
+        plans.append(plan)
+        state = plan.state
+        if plan.done or plan.train_first:
+            break
+        for rx, ry, source, _ in plan.queries:
+            queued.add((rx, ry))
+            if source != "holdout":
+                labels[(rx, ry)] = int(truth[rx, ry])
+    return labels, plans
+
+
+def band_truth(shape=(60, 20)) -> np.ndarray:
+    rx = np.arange(shape[0])[:, None].repeat(shape[1], 1)
+    return np.where(rx < 28, 1, np.where(rx > 31, 0, 2))
+
+
+def test_hybrid_runs_grid_then_boundary_then_asks_for_a_model():
+    truth = band_truth()
+    labels, plans = drive(SamplingSpec(strategy="hybrid", budget=60), truth)
+    sources = [p.queries[0][2] for p in plans if p.queries]
+    assert sources[0] == "grid" and "boundary" in sources
+    assert plans[-1].train_first and not plans[-1].done
+    assert len(labels) <= 60
+    assert sum(1 for v in labels.values() if v == 2) >= 2  # the band was found
+
+
+def test_hybrid_uncertainty_round_with_a_model():
+    truth = band_truth()
+    probabilities = np.full((*truth.shape, 3), 0.02)
+    probabilities[..., 0] = 0.96
+    probabilities[27:33, :] = [0.4, 0.35, 0.25]
+    spec = SamplingSpec(strategy="hybrid", budget=60, round_size=6)
+    labels, plans = drive(spec, truth)
+    plan = plan_next(
+        spec,
+        truth.shape,
+        labels,
+        set(labels),
+        plans[-1].state,
+        probabilities=probabilities,
+        model_current=True,
+    )
+    assert [q[2] for q in plan.queries] == ["uncertainty"] * 6
+    assert all(27 <= rx < 33 for rx, _, _, _ in plan.queries[:2])
+
+
+def test_grid_boundary_spends_the_whole_budget_and_ends():
+    truth = band_truth()
+    labels, plans = drive(SamplingSpec(strategy="grid-boundary", budget=120), truth)
+    assert len(labels) == 120 and plans[-1].done
+    assert any("no boundary pair left" in p.message for p in plans)
+
+
+def test_random_and_holdout():
+    truth = band_truth()
+    labels, plans = drive(SamplingSpec(strategy="random", budget=40), truth)
+    assert len(labels) == 40 and plans[-1].done
+    spec = SamplingSpec(strategy="hybrid", budget=30, holdout=7)
+    _, plans = drive(spec, truth)
+    holdout = [q for p in plans for q in p.queries if q[2] == "holdout"]
+    assert len(holdout) == 7
+
+
+def test_missing_class_gets_random_queries_instead_of_a_model():
+    spec = SamplingSpec(strategy="uncertainty", budget=40)
+    plan = plan_next(
+        spec,
+        (20, 20),
+        {(0, 0): 0},
+        {(0, 0)},
+        ScheduleState(phase="uncertainty"),
+        missing_classes=["none"],
+    )
+    assert plan.queries and {q[2] for q in plan.queries} == {"random"}
+    assert "none" in plan.message
+
+
+def test_unknown_strategy():
+    with pytest.raises(GhostError, match="unknown strategy"):
+        plan_next(SamplingSpec(strategy="magic"), (10, 10), {}, set(), ScheduleState())
+
+
+def test_plan_is_a_value():
+    assert isinstance(plan_next(SamplingSpec(), (20, 20), {}, set(), ScheduleState()), Plan)
+
+
+# -- the bench ---------------------------------------------------------------------------------
+def test_bench_command_runs_the_loop_and_writes_json_and_plot(
+    run_cli, sim_file, tmp_path, one_torch_thread
+):
+    out, plot = tmp_path / "bench.json", tmp_path / "bench.png"
+    result = run_cli(
+        "bench",
+        sim_file,
+        "--strategy",
+        "random,hybrid",
+        "--budget",
+        "30",
+        "--seed",
+        "0",
+        "--epochs",
+        "6",
+        "--size",
+        "32",
+        "--json",
+        out,
+        "--plot",
+        plot,
+    )
+    assert result.code == 0, result.err
+    assert "whole-map accuracy" in result.out and "random" in result.out and "hybrid" in result.out
+    doc = json.loads(out.read_text())
+    assert {r["strategy"] for r in doc["runs"]} == {"random", "hybrid"}
+    for run in doc["runs"]:
+        assert set(run) >= {
+            "strategy",
+            "budget",
+            "seed",
+            "accuracy",
+            "accuracy_unlabelled",
+            "seconds",
+        }
+        assert run["labels"] == 30 and 0 <= run["accuracy"] <= 1
+    from PIL import Image
+
+    assert Image.open(plot).size[0] > 300
+
+
+def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thread):
+    from conftest import sim_truth
+
+    from ghosttui.bench import run_once
+
+    truth = sim_truth(sim_file)
+    noisy = run_once(
+        sim_file,
+        truth,
+        ["horizontal", "vertical", "none"],
+        "random",
+        40,
+        0,
+        workdir=tmp_path,
+        label_noise=0.5,
+        epochs=2,
+    )
+    assert noisy.labels == 40
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--strategy", "magic"], "unknown strategy"),
+        (["--budget", "50", "--grid-step", "2"], "fits"),
+        (["--label-noise", "1.5"], "--label-noise"),
+        (["--budget", "ten"], "--budget"),
+    ],
+)
+def test_bench_bad_options(run_cli, sim_file, args, fragment):
+    assert_one_line_error(run_cli("bench", sim_file, *args), fragment)
+
+
+def test_bench_bad_truth(run_cli, sim_file, tmp_path):
+    wrong_shape = tmp_path / "shape.npy"
+    np.save(wrong_shape, np.zeros((3, 3), np.int8))
+    assert_one_line_error(run_cli("bench", sim_file, "--truth", wrong_shape), "truth map is (3, 3)")
+    outside = tmp_path / "outside.npy"
+    np.save(outside, np.full((24, 16), 5, np.int8))
+    assert_one_line_error(run_cli("bench", sim_file, "--truth", outside), "outside 0..2")
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.zeros((24, 16, 64, 64), np.uint16))
+    assert_one_line_error(run_cli("bench", plain), "no /truth")
