@@ -81,6 +81,8 @@ class PatternCache:
             self.adf = self._file["adf"][()]
             self.mean_pattern = self._file["mean_pattern"][()]
             self.meta: dict[str, Any] = json.loads(attrs["meta"])
+            self.beam_centre = tuple(float(v) for v in attrs["beam_centre"])  # detector pixels
+            self.detector_shape = tuple(int(v) for v in attrs["detector_shape"])  # after crop
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"unreadable cache ({exc})", self.path) from exc
         self.shape = tuple(int(v) for v in self._patterns.shape)

@@ -85,8 +85,7 @@ def check_trainable(session: Session) -> None:
 
 def holdout_metrics(session: Session, predicted: np.ndarray) -> dict[str, Any]:
     """Accuracy on the holdout labels (never trained on), with a 95% Wilson interval."""
-    positions, labels, _ = session.store.label_arrays(include_holdout=True)
-    _, _, sources = session.store.label_arrays(include_holdout=True)
+    positions, labels, sources = session.store.label_arrays(include_holdout=True)
     mask = np.array([s == "holdout" for s in sources], bool)
     if not mask.any():
         return {}
@@ -127,8 +126,9 @@ def train_round(
     cache = session.cache(
         progress=lambda d, t: report(RoundUpdate("cache", d, t, "building cache"))
     )
-    positions, labels, _ = session.store.label_arrays()
-    digest = session.store.training_digest()
+    snapshot = session.store.labels()  # one snapshot: the app may label while this trains
+    positions, labels, _ = session.store.label_arrays(labels=snapshot)
+    digest = session.store.training_digest(snapshot)
     patterns = cache.gather(positions)
     init_state = None
     if (

@@ -394,24 +394,29 @@ class LabelStore:
             for r, f, c, m in rows
         ]
 
-    def training_digest(self) -> str:
-        """A digest of the current training labels (holdout excluded): equal digests, equal labels."""
+    def training_digest(self, labels: dict[tuple[int, int], Label] | None = None) -> str:
+        """A digest of the training labels (holdout excluded): equal digests, equal labels.
+
+        ``labels`` is a snapshot from :meth:`labels` (default: the current labels).
+        """
         import hashlib
 
-        labels = sorted(
-            (lab.rx, lab.ry, lab.cls) for lab in self.labels().values() if lab.source != "holdout"
+        current = self.labels() if labels is None else labels
+        rows = sorted(
+            (lab.rx, lab.ry, lab.cls) for lab in current.values() if lab.source != "holdout"
         )
-        return hashlib.blake2b(repr(labels).encode(), digest_size=12).hexdigest()
+        return hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest()
 
     # -- summaries --------------------------------------------------------------
     def label_arrays(
-        self, include_holdout: bool = False
+        self,
+        include_holdout: bool = False,
+        labels: dict[tuple[int, int], Label] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Positions (k, 2), class indices (k,) and sources of the current labels."""
-        labels = [
-            lab for lab in self.labels().values() if include_holdout or lab.source != "holdout"
-        ]
-        labels.sort(key=lambda lab: (lab.rx, lab.ry))
-        positions = np.array([(lab.rx, lab.ry) for lab in labels], dtype=np.int64).reshape(-1, 2)
-        classes = np.array([self.classes.index(lab.cls) for lab in labels], dtype=np.int64)
-        return positions, classes, [lab.source for lab in labels]
+        """Positions (k, 2), class indices (k,) and sources of the labels (default: current)."""
+        current = self.labels() if labels is None else labels
+        chosen = [lab for lab in current.values() if include_holdout or lab.source != "holdout"]
+        chosen.sort(key=lambda lab: (lab.rx, lab.ry))
+        positions = np.array([(lab.rx, lab.ry) for lab in chosen], dtype=np.int64).reshape(-1, 2)
+        classes = np.array([self.classes.index(lab.cls) for lab in chosen], dtype=np.int64)
+        return positions, classes, [lab.source for lab in chosen]
