@@ -397,3 +397,20 @@ def test_cell_modes_draw_the_pattern(sim_file, mode):
 
     run(scenario())
     session.close()
+
+
+@pytest.mark.parametrize("mode", ["sixel", "kitty"])
+def test_terminal_graphics_modes_get_the_pattern_as_an_image(sim_file, mode):
+    session = new_session(f"graphics-{mode}", sim_file)
+
+    async def scenario():
+        app = create_app(session, render=mode)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            image = app.query_one("#pattern-graphics").image
+            assert image is not None and image.size == (64, 64)
+            await pilot.press("h")
+            assert app.query_one("#pattern-graphics").image is not image  # the next pattern
+
+    run(scenario())
+    session.close()

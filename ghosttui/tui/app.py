@@ -51,6 +51,7 @@ ACTIONS: dict[str, tuple[str, str, bool]] = {
     "help": ("help", "show this help", True),
     "quit": ("quit", "quit (every label is already saved)", True),
 }
+KEY_NAMES = {"bracketright": "]", "plus": "+", "question_mark": "?", "escape": "esc"}
 MOVES = {
     "cursor_up": (-1, 0),
     "cursor_down": (1, 0),
@@ -167,11 +168,16 @@ class GhostApp(App[None]):
             )
 
     # -- showing -------------------------------------------------------------------------------
-    def current_pattern(self, current: Current) -> tuple[np.ndarray, tuple[float, float] | None]:
+    def current_pattern(self, current: Current) -> tuple[np.ndarray, tuple[float, float]]:
+        """The pattern to show and the direct beam's position in it (the zoom centre)."""
+        cy, cx = self._cache.beam_centre
         if self.show_raw:
             raw = self.session.scan().pattern(current.rx, current.ry).astype(np.float32)
-            return raw, None
-        return self._cache.pattern(current.rx, current.ry), None
+            crop = self.session.settings.preprocess.crop
+            return raw, (cy + crop[0], cx + crop[2]) if crop else (cy, cx)
+        size = self._cache.size
+        qx, qy = self._cache.detector_shape
+        return self._cache.pattern(current.rx, current.ry), (cy * size / qx, cx * size / qy)
 
     def show_current(self) -> None:
         controller = self.controller
@@ -344,7 +350,8 @@ class GhostApp(App[None]):
                     else binding.description
                 )
             )
-            rows.append((keys.replace(",", " / "), what))
+            shown = " / ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
+            rows.append((shown, what))
         self.push_screen(HelpScreen(rows))
 
     # -- training ------------------------------------------------------------------------------

@@ -51,9 +51,8 @@ def resolve_render(requested: str) -> str:
 def graphics_widget(mode: str) -> Any:
     from textual_image.widget import SixelImage, TGPImage
 
-    widget = SixelImage() if mode == "sixel" else TGPImage()
-    widget.id = "pattern-graphics"
-    return widget
+    widget_class = SixelImage if mode == "sixel" else TGPImage
+    return widget_class(id="pattern-graphics")
 
 
 def colour_warning(color_system: str | None) -> str | None:

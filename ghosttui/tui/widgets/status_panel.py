@@ -97,7 +97,7 @@ def status_renderable(info: StatusInfo) -> Group:
     verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
         info.stability, "dim"
     )
-    parts.append(Text.assemble(("map ", "bold"), (info.stability, verdict_style)))
+    parts.append(Text.assemble(("map stability ", "bold"), (info.stability, verdict_style)))
     if info.stability_reason:
         parts.append(Text(info.stability_reason, style="dim"))
     if info.recent:
