@@ -1,0 +1,302 @@
+"""Markdown from benchmarks/results/*.json: docs/benchmarks.md and the summary in README.md.
+
+    python benchmarks/report.py          # print the tables
+    python benchmarks/report.py --write  # rewrite docs/benchmarks.md and README.md's summary
+
+README.md's summary sits between the markers ``<!-- bench:start -->`` and
+``<!-- bench:end -->``; nothing else in README.md is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parent.parent
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def bench_table(doc: dict) -> str:
+    runs = doc["runs"]
+    strategies = list(dict.fromkeys(r["strategy"] for r in runs))
+    budgets = sorted({r["budget"] for r in runs})
+    lines = ["| labels | " + " | ".join(strategies) + " |", "|---:|" + "---:|" * len(strategies)]
+    for budget in budgets:
+        cells = []
+        for strategy in strategies:
+            acc = [
+                r["accuracy"] for r in runs if r["budget"] == budget and r["strategy"] == strategy
+            ]
+            cells.append(f"{np.mean(acc):.1%} ± {np.std(acc):.1%}")
+        lines.append(f"| {budget} | " + " | ".join(cells) + " |")
+    seconds = {s: sum(r["seconds"] for r in runs if r["strategy"] == s) for s in strategies}
+    total = doc.get("settings", {}).get("total_seconds")
+    lines.append("")
+    lines.append(
+        "Time: "
+        + ", ".join(f"{s} {t / 60:.1f} min" for s, t in seconds.items())
+        + (f"; whole bench {total / 60:.1f} min" if total else "")
+    )
+    return "\n".join(lines)
+
+
+def detail_tables() -> str:
+    out: list[str] = []
+    emit = out.append
+    for geometry in ("wall", "stripes", "needles"):
+        doc = load(f"bench_{geometry}")
+        if doc:
+            emit(f"### bench, {geometry} (whole-map accuracy, mean ± std over seeds)\n")
+            emit(bench_table(doc) + "\n")
+    doc = load("preprocess_speed")
+    if doc:
+        g, p = doc["ghosttui"], doc["paper_png_route"]
+        emit("### preprocessing, 206x34 scan of 512x512 uint16 (3.4 GiB)\n")
+        emit("| route | patterns/s | peak RSS | whole scan |\n|---|---:|---:|---:|")
+        emit(
+            f"| ghosttui cache (64x64, hot pixels, vBF/ADF) | {g['patterns_per_second']:.0f} | "
+            f"{g['peak_rss_mib']:.0f} MiB | {g['seconds']:.1f} s |"
+        )
+        emit(
+            f"| paper: one PNG per pattern (matplotlib) | {p['patterns_per_second']:.1f} | - | "
+            f"{p['estimated_seconds_whole_scan']:.0f} s (from {p['patterns']} patterns) |"
+        )
+        emit(f"\nSpeed-up: {doc['speedup']}x\n")
+    doc = load("input_size")
+    if doc:
+        emit("### input size (100 random labels, 3 seeds)\n")
+        emit(
+            "| size | accuracy | train s | predict patterns/s | cache patterns/s |\n|---:|---:|---:|---:|---:|"
+        )
+        for size, s in doc["summary"].items():
+            emit(
+                f"| {size} | {s['accuracy_mean']:.2%} ± {s['accuracy_std']:.2%} | {s['train_s']} | "
+                f"{s['predict_per_s']:.0f} | {s['cache_per_s']:.0f} |"
+            )
+        emit()
+    doc = load("model_accuracy_wall")
+    if doc:
+        emit("### GhostNet vs the paper's network, same random labels\n")
+        names = sorted(doc["summary"])
+        emit("| labels | " + " | ".join(names) + " |\n|---:|" + "---:|" * len(names))
+        budgets = sorted({int(b) for n in names for b in doc["summary"][n]})
+        for b in budgets:
+            cells = []
+            for n in names:
+                s = doc["summary"][n].get(str(b)) or doc["summary"][n].get(b)
+                cells.append(
+                    f"{s['mean']:.1%} ± {s['std']:.1%} (n={s['runs']}, train {s['train_s']} s, "
+                    f"{s['predict_per_s']:.0f}/s)"
+                    if s
+                    else "-"
+                )
+            emit(f"| {b} | " + " | ".join(cells) + " |")
+        emit()
+    for name in ("tui_latency", "tui_latency_idle"):
+        doc = load(name)
+        if doc:
+            lat = doc["latency_ms"]
+            emit(
+                f"### {name}: {doc['terminal']}, background training {doc['background_training']}\n"
+            )
+            emit(
+                f"keystroke to screen updated: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
+                f"max {lat['max']} ms over {doc['keystrokes']} keys; start-up {doc['startup_seconds']} s\n"
+            )
+    return "\n".join(out)
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "not measured" if value is None else f"{value:{spec}}{unit}"
+
+
+def summary_table() -> str:
+    """The README's table: each target of the issues next to what was measured."""
+    rows: list[tuple[str, str, str]] = []
+    wall = load("bench_wall")
+    if wall:
+        runs = wall["runs"]
+
+        def acc(strategy: str, budget: int) -> tuple[float, float]:
+            values = [
+                r["accuracy"] for r in runs if r["strategy"] == strategy and r["budget"] == budget
+            ]
+            return float(np.mean(values)), float(np.std(values))
+
+        hybrid, hybrid_sd = acc("hybrid", 50)
+        random50, _ = acc("random", 50)
+        rows.append(
+            (
+                "`bench`, `wall` scan, hybrid at 50 labels (3 seeds)",
+                f"{hybrid:.1%} ± {hybrid_sd:.1%}, random {random50:.1%} (+{100 * (hybrid - random50):.1f} points)",
+                ">= 97%, >= random + 1 point",
+            )
+        )
+        budgets = sorted({r["budget"] for r in runs})
+        gb = [acc("grid-boundary", b)[0] for b in budgets]
+        rd = [acc("random", b)[0] for b in budgets]
+        rows.append(
+            (
+                "grid-boundary vs random at " + "/".join(map(str, budgets)) + " labels",
+                " / ".join(f"{g:.1%} vs {r:.1%}" for g, r in zip(gb, rd, strict=True)),
+                "grid-boundary >= random at every budget",
+            )
+        )
+        total = wall["settings"].get("total_seconds")
+        rows.append(
+            (
+                "whole bench (3 strategies x 3 budgets x 3 seeds)",
+                _fmt(total / 60 if total else None, ".1f", " min"),
+                "< 30 min",
+            )
+        )
+    model = load("model_accuracy_wall")
+    if model:
+        ghost = model["summary"].get("ghostnet", {})
+        g100 = ghost.get("100") or ghost.get(100)
+        paper = model["summary"].get("paper_64", {})
+        p100 = paper.get("100") or paper.get(100)
+        if g100:
+            rows.append(
+                (
+                    "100 random labels, `ghosttui train`, whole-map accuracy (3 seeds)",
+                    f"{g100['mean']:.1%} ± {g100['std']:.1%}"
+                    + (f" (paper's network, same labels: {p100['mean']:.1%})" if p100 else ""),
+                    ">= 97%",
+                )
+            )
+            rows.append(
+                (
+                    "one training round on 100 labels (CPU)",
+                    f"{g100['train_s']:.0f} s",
+                    "< 60 s",
+                )
+            )
+            rows.append(
+                (
+                    "whole-scan prediction, 206x34 = 7004 patterns (CPU)",
+                    f"{g100['predict_per_s']:.0f} patterns/s ({7004 / g100['predict_per_s']:.1f} s)",
+                    ">= 640 patterns/s (the paper: 11 s on its GPU)",
+                )
+            )
+    pre = load("preprocess_speed")
+    if pre:
+        g, p = pre["ghosttui"], pre["paper_png_route"]
+        rows.append(
+            (
+                "preprocessing 206x34 x 512x512 uint16 (3.4 GiB) into the cache",
+                f"{g['patterns_per_second']:.0f} patterns/s, peak RSS {g['peak_rss_mib']:.0f} MiB",
+                ">= 500 patterns/s, < 1 GiB",
+            )
+        )
+        rows.append(
+            (
+                "the paper's route on the same scan (a PNG per pattern)",
+                f"{p['patterns_per_second']:.0f} patterns/s: ghosttui is {pre['speedup']}x faster",
+                "report the ratio",
+            )
+        )
+    for name, label in (
+        ("tui_latency", "keystroke to next pattern drawn, 160x48 half-block, training running"),
+        ("tui_latency_idle", "the same, no training"),
+    ):
+        doc = load(name)
+        if doc:
+            lat = doc["latency_ms"]
+            rows.append(
+                (
+                    label,
+                    f"p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms ({doc['keystrokes']} keys)",
+                    "p95 < 50 ms" if name == "tui_latency" else "-",
+                )
+            )
+            if name == "tui_latency":
+                rows.append(
+                    (
+                        "start-up of `ghosttui label` on a cached session",
+                        f"{doc['startup_seconds']:.2f} s",
+                        "< 2 s",
+                    )
+                )
+    lines = ["| what | measured | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    for name in ("model_accuracy_wall", "preprocess_speed", "tui_latency", "input_size"):
+        doc = load(name)
+        if doc and "machine" in doc:
+            m = doc["machine"]
+            gpu = m.get("cuda") or "no GPU"
+            return (
+                f"{m.get('cpu', 'CPU')}, {m.get('cpus')} cores, {gpu}; Python {m.get('python')}, "
+                f"torch {m.get('torch')} ({m.get('torch_threads')} threads)"
+            )
+    return "this project's 2-core machine, no GPU"
+
+
+DOC_HEAD = """# Benchmarks
+
+Every number here was measured on {machine}. Results (raw JSON) are in
+`benchmarks/results/`; this page is generated from them by `python benchmarks/report.py --write`.
+Simulated data lives in `$GHOSTTUI_BENCH_DATA` (default `/tmp/ghosttui-bench`) and is made
+once by `ghosttui simulate`.
+
+| benchmark | command |
+|---|---|
+| strategies, `wall` | `ghosttui bench wall.h5 --strategy random,grid-boundary,hybrid --budget 50,100,250 --seed 0,1,2 --json benchmarks/results/bench_wall.json --plot docs/bench_wall.png` (on `ghosttui simulate wall.h5`) |
+| strategies, `stripes`, `needles` | the same with `--budget 100` on `ghosttui simulate G.h5 --geometry G` |
+| GhostNet vs the paper's network | `python benchmarks/model_accuracy.py` |
+| input size | `python benchmarks/input_size.py` |
+| preprocessing | `python benchmarks/preprocess_speed.py` |
+| terminal latency | `python benchmarks/tui_latency.py` and `--no-training` |
+
+## Summary
+
+{summary}
+
+## Details
+
+{details}
+"""
+
+
+def write() -> None:
+    summary = summary_table()
+    images = "\n".join(
+        f"![bench {g}](bench_{g}.png)"
+        for g in ("wall", "stripes", "needles")
+        if (ROOT / "docs" / f"bench_{g}.png").exists()
+    )
+    doc = DOC_HEAD.format(machine=machine_line(), summary=summary, details=detail_tables())
+    doc += ("\n## Learning curves\n\n" + images + "\n") if images else ""
+    (ROOT / "docs" / "benchmarks.md").write_text(doc)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    block = f"{START}\nMeasured on {machine_line()}.\n\n{summary}\n{END}"
+    readme.write_text(head + block + tail)
+    print("wrote docs/benchmarks.md and README.md's summary")
+
+
+def main() -> None:
+    import sys
+
+    if "--write" in sys.argv[1:]:
+        write()
+    else:
+        print(summary_table() + "\n\n" + detail_tables())
+
+
+if __name__ == "__main__":
+    main()
