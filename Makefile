@@ -31,8 +31,25 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# Every benchmark behind docs/benchmarks.md, one after another (about 90 min on 2 cores);
+# keep the machine otherwise idle. Simulated scans go to $(BENCH_DATA).
+BENCH_DATA ?= /tmp/ghosttui-bench
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	mkdir -p $(BENCH_DATA)
+	export GHOSTTUI_BENCH_DATA=$(BENCH_DATA) GHOSTTUI_CACHE_DIR=$(BENCH_DATA)/cache; \
+	$(BIN)/python benchmarks/preprocess_speed.py && \
+	$(BIN)/python benchmarks/tui_latency.py && \
+	$(BIN)/python benchmarks/tui_latency.py --no-training && \
+	for g in wall stripes needles; do \
+	  budgets=$$( [ $$g = wall ] && echo 50,100,250 || echo 100 ); \
+	  test -f $(BENCH_DATA)/$$g.h5 || $(BIN)/ghosttui simulate $(BENCH_DATA)/$$g.h5 --geometry $$g || exit 1; \
+	  $(BIN)/ghosttui bench $(BENCH_DATA)/$$g.h5 --strategy random,grid-boundary,hybrid \
+	    --budget $$budgets --seed 0,1,2 --json benchmarks/results/bench_$$g.json \
+	    --plot docs/bench_$$g.png || exit 1; \
+	done && \
+	$(BIN)/python benchmarks/model_accuracy.py && \
+	$(BIN)/python benchmarks/input_size.py && \
+	$(BIN)/python benchmarks/report.py --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import struct
@@ -122,9 +123,7 @@ def prepare(root: Path, data: Path, env: dict[str, str], epochs: int) -> None:
     subprocess.run([*exe, "preprocess", str(data)], env=env, check=True, capture_output=True)
     settings = root / "sessions" / "bench" / "session.toml"
     text = settings.read_text()
-    text = text.replace("epochs = 80", f"epochs = {epochs}").replace(
-        "patience = 20", f"patience = {epochs}"
-    )
+    text = re.sub(r"(?m)^epochs = \d+$", f"epochs = {epochs}", text)
     text = text.replace("budget = 100", "budget = 2000")
     settings.write_text(text)
 

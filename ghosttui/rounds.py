@@ -58,6 +58,7 @@ def model_config(
         width=spec.width,
         epochs=epochs or spec.epochs,
         patience=spec.patience,
+        keep=spec.keep,
         seed=spec.seed if seed is None else seed,
         device=device or spec.device,
         rotation_swap=swap,

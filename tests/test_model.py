@@ -21,6 +21,7 @@ from ghosttui.model.train import (
     split_validation,
     train,
 )
+from ghosttui.session.settings import ModelSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -280,10 +281,26 @@ def test_progress_is_reported_every_epoch():
 def test_early_stopping_after_patience():
     reports = []
     x, y = bars(15)
-    result = train(x, y, 3, tiny(epochs=50, patience=2, min_epochs=3), progress=reports.append)
+    config = tiny(epochs=50, patience=2, min_epochs=3, keep="best")
+    result = train(x, y, 3, config, progress=reports.append)
     assert result.epochs_run == len(reports) < 50
     assert result.epochs_run - result.best_epoch >= 2
     assert result.epochs_run >= 3
+    assert result.best_epoch >= 3  # epochs before min_epochs are never kept
+
+
+def test_keep_last_runs_the_whole_schedule_and_keeps_its_end():
+    x, y = bars(15)
+    result = train(x, y, 3, tiny(epochs=6, patience=1, keep="last"))
+    assert result.epochs_run == result.best_epoch == 6  # no early stop, the annealed model
+    assert result.val_accuracy is not None  # validation still measures what is kept
+    model = build_network("ghostnet", 3, x.shape[-1], width=4)
+    model.load_state_dict(result.state_dict)  # the returned state is a complete model
+
+
+def test_unknown_keep_is_refused():
+    with pytest.raises(ValueError, match=r"model\.keep"):
+        ModelSpec(keep="median")
 
 
 def test_cancelling_raises_and_stops_promptly():

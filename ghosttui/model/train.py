@@ -41,7 +41,7 @@ class TrainingCancelled(Exception):
 class TrainConfig:
     arch: str = "ghostnet"
     width: int = 16
-    epochs: int = 80
+    epochs: int = 50
     min_epochs: int = 12
     patience: int = 20
     batch_size: int = 32
@@ -55,6 +55,11 @@ class TrainConfig:
     rotation_swap: list[tuple[int, int]] = field(default_factory=list)  # class pairs; opt-in
     seed: int = 0
     device: str = "auto"
+    # "last": the model at the end of the one-cycle schedule (validation only measures it);
+    # "best": lowest validation loss after min_epochs, stopping early after patience epochs.
+    # "last" is the default: with 10-50 labels the validation set is 2-10 patterns and picking
+    # on it was measured to be a gamble (docs/benchmarks.md, "training: which model to keep").
+    keep: str = "last"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -284,7 +289,8 @@ def train(
         val_loss = val_acc = None
         if use_val:
             val_loss, val_acc = _evaluate(model, x_val, y_val, weights, device)
-            if (val_loss, -val_acc) < (best[0], -best[1]):
+            eligible = epoch >= min(config.min_epochs, config.epochs)
+            if config.keep == "last" or (eligible and (val_loss, -val_acc) < (best[0], -best[1])):
                 best = (val_loss, val_acc)
                 best_epoch = epoch
                 best_state = copy.deepcopy(model.state_dict())

@@ -71,7 +71,8 @@ class DataSpec:
 class ModelSpec:
     arch: str = "ghostnet"
     width: int = 16
-    epochs: int = 80
+    epochs: int = 50
+    keep: str = "last"  # or "best": early stopping on the validation split (see TrainConfig)
     patience: int = 20
     seed: int = 0
     device: str = "auto"
@@ -79,6 +80,10 @@ class ModelSpec:
     rotation_swap: list[list[str]] = field(
         default_factory=list
     )  # e.g. [["horizontal", "vertical"]]
+
+    def __post_init__(self) -> None:
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"model.keep must be 'best' or 'last' (got {self.keep!r})")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from ghosttui.errors import GhostError
 from ghosttui.labelling import Current, LabellingController
 from ghosttui.session.session import Session
 from ghosttui.session.settings import SessionSettings
+from ghosttui.tui.idle_gc import IdleCollector
 from ghosttui.tui.render_mode import colour_warning
 from ghosttui.tui.screens.help import HelpScreen
 from ghosttui.tui.viewer import ExternalViewer
@@ -125,6 +126,7 @@ class GhostApp(App[None]):
         self.recent: list[tuple[int, int, str, str]] = []
         self.sub_title = f"{session.name} · {os.path.basename(session.settings.data.path)}"
         self._cache = session.cache()
+        self._idle_gc = IdleCollector()
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -152,6 +154,16 @@ class GhostApp(App[None]):
         )
         if self.controller.probabilities is None and self.controller.should_train():
             self.start_training()
+        self._idle_gc.start()
+        self.set_interval(0.25, self._idle_gc.tick)
+
+    def on_unmount(self) -> None:
+        self._idle_gc.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._idle_gc.key_pressed()
+        await super().on_event(event)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size.width, event.size.height)
