@@ -34,26 +34,31 @@ def _packed(rgb: np.ndarray) -> np.ndarray:
 
 
 def halfblock_lines(rgb: np.ndarray) -> list[list[Segment]]:
-    """(H, W, 3) uint8 -> one list of Segments per terminal row (H/2 rows)."""
+    """(H, W, 3) uint8 -> one list of Segments per terminal row (H/2 rows).
+
+    Runs of equal cells share one Segment; the runs are found with numpy, so the
+    Python work is per run, not per cell.
+    """
     if rgb.shape[0] % 2:
         rgb = np.concatenate([rgb, np.zeros_like(rgb[:1])])
     packed = _packed(rgb)
+    tops, bottoms = packed[0::2], packed[1::2]
+    width = packed.shape[1]
+    if width == 0:
+        return [[] for _ in range(tops.shape[0])]
+    change = np.ones((tops.shape[0], width), bool)
+    change[:, 1:] = (tops[:, 1:] != tops[:, :-1]) | (bottoms[:, 1:] != bottoms[:, :-1])
     lines = []
-    for row in range(0, packed.shape[0], 2):
-        top, bottom = packed[row], packed[row + 1]
-        segments = []
-        run_start = 0
-        width = len(top)
-        for col in range(1, width + 1):
-            if col == width or top[col] != top[run_start] or bottom[col] != bottom[run_start]:
-                segments.append(
-                    Segment(
-                        UPPER_HALF * (col - run_start),
-                        _pair_style(int(top[run_start]), int(bottom[run_start])),
-                    )
-                )
-                run_start = col
-        lines.append(segments)
+    for top, bottom, starts in zip(
+        tops.tolist(), bottoms.tolist(), (np.flatnonzero(c).tolist() for c in change), strict=True
+    ):
+        ends = [*starts[1:], width]
+        lines.append(
+            [
+                Segment(UPPER_HALF * (end - start), _pair_style(top[start], bottom[start]))
+                for start, end in zip(starts, ends, strict=True)
+            ]
+        )
     return lines
 
 
