@@ -52,7 +52,7 @@ def main() -> None:
             open_or_build(data, LoadOptions(), PreprocessSettings(size=size), rebuild=True).close()
             cache_rate = truth.size / (time.perf_counter() - started)
             for seed in (int(s) for s in args.seeds.split(",")):
-                positions = random_labels(truth, args.labels, seed)
+                positions, _ = random_labels(truth, args.labels, seed)
                 name = f"size{size}-{seed}"
                 session = Session.create(
                     name,

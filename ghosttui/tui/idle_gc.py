@@ -17,7 +17,7 @@ import gc
 import time
 
 IDLE_SECONDS = 1.0  # no key for this long: a collection cannot delay the next one much
-MAX_INTERVAL = 30.0  # collect at least this often, even while someone types without pause
+MAX_INTERVAL = 300.0  # collect at least this often, even if someone never pauses for a second
 NO_AUTOMATIC_FULL = 1 << 30  # generation-2 threshold: never reached
 
 
