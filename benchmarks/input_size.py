@@ -5,7 +5,7 @@ patterns, ``wall``) is given the same 100 random labels from the truth
 (3 seeds), trained with ``train_round`` and scored on the whole map; the
 cache build rate and the prediction rate come from the same runs.
 
-    python benchmarks/input_size.py [--sizes 32,48,64,96,128] [--labels 100]
+    python benchmarks/input_size.py [--sizes 32,48,64,96,128] [--labels 100] [--detector 512]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="32,48,64,96,128")
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--detector", type=int, default=128, help="detector pixels of the simulated scan"
+    )
     args = parser.parse_args()
     import h5py
 
@@ -41,7 +44,7 @@ def main() -> None:
     from ghosttui.session.session import Session
     from ghosttui.session.settings import ModelSpec, make_classes
 
-    data = simulated()
+    data = simulated(size=args.detector)
     with h5py.File(data, "r") as f:
         truth = f["truth"][()].astype(int)
     classes = ["horizontal", "vertical", "none"]
@@ -91,7 +94,17 @@ def main() -> None:
             "cache_per_s": chosen[0]["cache_patterns_per_second"],
         }
     print(json.dumps(summary, indent=2))
-    save("input_size", {"data": str(data), "labels": args.labels, "runs": rows, "summary": summary})
+    name = "input_size" if args.detector == 128 else f"input_size_q{args.detector}"
+    save(
+        name,
+        {
+            "data": str(data),
+            "detector": args.detector,
+            "labels": args.labels,
+            "runs": rows,
+            "summary": summary,
+        },
+    )
 
 
 if __name__ == "__main__":
