@@ -358,7 +358,7 @@ fix: p50 32 ms, p95 214 ms with training, 225 ms without). The app now freezes w
 made and runs full collections only after a second without a key (`ghosttui/tui/idle_gc.py`).
 
 **GhostNet and the paper's architecture.** Against the paper's network as published (256x256
-inputs) GhostNet is as accurate or better at every budget and trains 24-32x and predicts ~16x
+inputs) GhostNet is as accurate or better at every budget and trains 25-32x and predicts ~16x
 faster on this CPU. Most of that speed comes from the 64x64 input: the paper's architecture
 retargeted to 64x64 inputs (`paper_64`) is within GhostNet's seed-to-seed spread at 50 and 100
 labels, better at 250 (98.8% vs 98.4%), and predicts about twice as fast on the CPU. GhostNet's
