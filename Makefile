@@ -31,7 +31,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-# Every benchmark behind docs/benchmarks.md, one after another (about 90 min on 2 cores);
+# Every benchmark behind docs/benchmarks.md, one after another (about 85 min on 2 cores);
 # keep the machine otherwise idle. Simulated scans go to $(BENCH_DATA).
 BENCH_DATA ?= /tmp/ghosttui-bench
 bench: $(STAMP)
@@ -48,7 +48,8 @@ bench: $(STAMP)
 	    --plot docs/bench_$$g.png || exit 1; \
 	done && \
 	$(BIN)/python benchmarks/model_accuracy.py && \
-	$(BIN)/python benchmarks/input_size.py && \
+	$(BIN)/python benchmarks/input_size.py --sizes 32,64,128 && \
+	$(BIN)/python benchmarks/input_size.py --detector 512 --sizes 32,64 && \
 	$(BIN)/python benchmarks/report.py --write
 
 clean:
