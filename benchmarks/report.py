@@ -24,19 +24,20 @@ def load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def bench_summary(doc: dict) -> tuple[list[str], list[int], dict]:
+    """``ghosttui bench``'s own (strategies, budgets, {(budget, strategy): (mean, std, n)})."""
+    from ghosttui.bench import BenchRun, summary_table
+
+    return summary_table([BenchRun(**r) for r in doc["runs"]])
+
+
 def bench_table(doc: dict) -> str:
     runs = doc["runs"]
-    strategies = list(dict.fromkeys(r["strategy"] for r in runs))
-    budgets = sorted({r["budget"] for r in runs})
+    strategies, budgets, cells = bench_summary(doc)
     lines = ["| labels | " + " | ".join(strategies) + " |", "|---:|" + "---:|" * len(strategies)]
     for budget in budgets:
-        cells = []
-        for strategy in strategies:
-            acc = [
-                r["accuracy"] for r in runs if r["budget"] == budget and r["strategy"] == strategy
-            ]
-            cells.append(f"{np.mean(acc):.1%} ± {np.std(acc):.1%}")
-        lines.append(f"| {budget} | " + " | ".join(cells) + " |")
+        row = [f"{cells[budget, s][0]:.1%} ± {cells[budget, s][1]:.1%}" for s in strategies]
+        lines.append(f"| {budget} | " + " | ".join(row) + " |")
     seconds = {s: sum(r["seconds"] for r in runs if r["strategy"] == s) for s in strategies}
     total = doc.get("settings", {}).get("total_seconds")
     lines.append("")
@@ -138,16 +139,9 @@ def summary_table() -> str:
     rows: list[tuple[str, str, str]] = []
     wall = load("bench_wall")
     if wall:
-        runs = wall["runs"]
-
-        def acc(strategy: str, budget: int) -> tuple[float, float]:
-            values = [
-                r["accuracy"] for r in runs if r["strategy"] == strategy and r["budget"] == budget
-            ]
-            return float(np.mean(values)), float(np.std(values))
-
-        hybrid, hybrid_sd = acc("hybrid", 50)
-        random50, _ = acc("random", 50)
+        _, budgets, cells = bench_summary(wall)
+        hybrid, hybrid_sd, _ = cells[50, "hybrid"]
+        random50 = cells[50, "random"][0]
         rows.append(
             (
                 "`bench`, `wall` scan, hybrid at 50 labels (3 seeds)",
@@ -155,9 +149,8 @@ def summary_table() -> str:
                 ">= 97%, >= random + 1 point",
             )
         )
-        budgets = sorted({r["budget"] for r in runs})
-        gb = [acc("grid-boundary", b)[0] for b in budgets]
-        rd = [acc("random", b)[0] for b in budgets]
+        gb = [cells[b, "grid-boundary"][0] for b in budgets]
+        rd = [cells[b, "random"][0] for b in budgets]
         rows.append(
             (
                 "grid-boundary vs random at " + "/".join(map(str, budgets)) + " labels",
@@ -176,18 +169,9 @@ def summary_table() -> str:
     for geometry in ("stripes", "needles"):
         doc = load(f"bench_{geometry}")
         if doc:
-            strategies = list(dict.fromkeys(r["strategy"] for r in doc["runs"]))
-            budget = max(r["budget"] for r in doc["runs"])
-            means = [
-                np.mean(
-                    [
-                        r["accuracy"]
-                        for r in doc["runs"]
-                        if r["strategy"] == s and r["budget"] == budget
-                    ]
-                )
-                for s in strategies
-            ]
+            strategies, budgets, cells = bench_summary(doc)
+            budget = budgets[-1]
+            means = [cells[budget, s][0] for s in strategies]
             rows.append(
                 (
                     f"`bench`, `{geometry}` scan, {budget} labels (3 seeds)",

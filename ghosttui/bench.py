@@ -26,7 +26,7 @@ from ghosttui.errors import GhostError
 from ghosttui.preprocess import PreprocessSettings
 from ghosttui.rounds import train_round
 from ghosttui.sampling.sampler import SessionSampler
-from ghosttui.sampling.schedule import check_strategy
+from ghosttui.sampling.schedule import check_strategy, choose_grid_step
 from ghosttui.session.session import Session
 from ghosttui.session.settings import ModelSpec, SamplingSpec, make_classes
 
@@ -179,8 +179,6 @@ def check_bench_options(
     if not 0.0 <= label_noise < 1.0:
         raise GhostError(f"--label-noise must be in [0, 1) (got {label_noise})")
     if grid_step:
-        from ghosttui.sampling.schedule import choose_grid_step
-
         for budget in budgets:  # say which step would fit
             choose_grid_step(SamplingSpec(budget=budget, grid_step=grid_step), tuple(scan_shape))
 
