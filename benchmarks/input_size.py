@@ -37,10 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     import h5py
 
-    from ghosttui.cache import open_or_build
     from ghosttui.data import LoadOptions
-    from ghosttui.preprocess import PreprocessSettings
-    from ghosttui.rounds import train_round
+    from ghosttui.loop.rounds import train_round
+    from ghosttui.patterns.cache import open_or_build
+    from ghosttui.patterns.settings import PreprocessSettings
     from ghosttui.session.session import Session
     from ghosttui.session.settings import ModelSpec, make_classes
 

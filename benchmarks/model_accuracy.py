@@ -45,7 +45,7 @@ def random_labels(truth: np.ndarray, count: int, seed: int) -> tuple[np.ndarray,
 def ghostnet_run(
     data: Path, truth: np.ndarray, positions: np.ndarray, seed: int, workdir: Path
 ) -> dict:
-    from ghosttui.rounds import train_round
+    from ghosttui.loop.rounds import train_round
     from ghosttui.session.session import Session
     from ghosttui.session.settings import ModelSpec, make_classes
 
@@ -73,13 +73,13 @@ def ghostnet_run(
 
 
 def paper_run(data: Path, truth: np.ndarray, positions: np.ndarray, seed: int, size: int) -> dict:
-    from ghosttui.cache import open_or_build
     from ghosttui.data import LoadOptions
     from ghosttui.model.device import resolve_device
     from ghosttui.model.network import build_network
     from ghosttui.model.predict import predict_cache
     from ghosttui.model.train import TrainConfig, train
-    from ghosttui.preprocess import PreprocessSettings
+    from ghosttui.patterns.cache import open_or_build
+    from ghosttui.patterns.settings import PreprocessSettings
 
     cache = open_or_build(data, LoadOptions(), PreprocessSettings(size=size))
     labels = truth[positions[:, 0], positions[:, 1]]

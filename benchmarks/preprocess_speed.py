@@ -26,9 +26,9 @@ from common import save, simulated
 BUILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from ghosttui.cache import build_cache
+from ghosttui.patterns.cache import build_cache
 from ghosttui.data import LoadOptions, open_scan
-from ghosttui.preprocess import PreprocessSettings
+from ghosttui.patterns.settings import PreprocessSettings
 src, out = sys.argv[1], sys.argv[2]
 with open_scan(src) as scan:
     for start, block in scan.blocks(64):  # warm the page cache, then drop our mapping

@@ -26,7 +26,7 @@ def load(name: str) -> dict | None:
 
 def bench_summary(doc: dict) -> tuple[list[str], list[int], dict]:
     """``ghosttui bench``'s own (strategies, budgets, {(budget, strategy): (mean, std, n)})."""
-    from ghosttui.bench import BenchRun, summary_table
+    from ghosttui.loop.bench import BenchRun, summary_table
 
     return summary_table([BenchRun(**r) for r in doc["runs"]])
 

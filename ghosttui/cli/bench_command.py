@@ -23,7 +23,7 @@ from ghosttui.cli.options import (
     load_options,
     preprocess_settings,
 )
-from ghosttui.preprocess import DEFAULT_SIZE
+from ghosttui.patterns.settings import DEFAULT_SIZE
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -85,7 +85,9 @@ def bench(
     format: Format = None,
 ) -> None:
     """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
-    from ghosttui.bench import (
+    from ghosttui.cli.options import progress_bar
+    from ghosttui.data import open_scan
+    from ghosttui.loop.bench import (
         check_bench_options,
         load_truth,
         plot_curves,
@@ -93,9 +95,7 @@ def bench(
         summary_table,
         write_json,
     )
-    from ghosttui.cache import open_or_build
-    from ghosttui.cli.options import progress_bar
-    from ghosttui.data import open_scan
+    from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
 
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]

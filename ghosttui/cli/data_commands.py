@@ -29,7 +29,7 @@ from ghosttui.cli.options import (
     preprocess_settings,
     progress_bar,
 )
-from ghosttui.preprocess import DEFAULT_SIZE
+from ghosttui.patterns.settings import DEFAULT_SIZE
 from ghosttui.simulate import SimulationSettings
 
 
@@ -57,8 +57,8 @@ def info(
     ] = True,
 ) -> None:
     """Show what a file holds: format, (Rx, Ry, Qx, Qy), dtype, size, calibration, a vBF preview."""
-    from ghosttui.cache import cache_path_for
     from ghosttui.data import open_scan
+    from ghosttui.patterns.cache import cache_path_for
     from ghosttui.render.cells import CellImage
     from ghosttui.render.colour import Contrast
 
@@ -86,7 +86,7 @@ def info(
         table.add_row("cache", f"{cache} ({'ready' if cache.exists() else 'not built yet'})")
         console.print(table)
         if preview:
-            from ghosttui.navigation import quick_virtual_images
+            from ghosttui.patterns.preview import quick_virtual_images
 
             vbf, _adf, step = quick_virtual_images(data)
             every = f", one position in {step} along each axis" if step > 1 else ""
@@ -172,7 +172,7 @@ def preprocess(
     ] = False,
 ) -> None:
     """Build (or find) the model-ready cache of a scan."""
-    from ghosttui.cache import cache_path_for, open_or_build
+    from ghosttui.patterns.cache import cache_path_for, open_or_build
 
     options = load_options(dataset, scan, detector, dtype, offset, format)
     settings = preprocess_settings(

@@ -45,7 +45,7 @@ def train_command(
     data: Repoint = None,
 ) -> None:
     """Train on the session's labels; write a checkpoint and the whole-scan prediction."""
-    from ghosttui.rounds import RoundUpdate, train_round
+    from ghosttui.loop.rounds import RoundUpdate, train_round
     from ghosttui.session.session import Session
 
     columns = (
@@ -118,12 +118,12 @@ def predict(
     format: Format = None,
 ) -> None:
     """Apply the session's model to its own scan or to other scans (each streamed)."""
-    from ghosttui.cache import open_or_build
     from ghosttui.errors import ModelError
     from ghosttui.model.checkpoint import load_checkpoint
     from ghosttui.model.device import resolve_device
     from ghosttui.model.outputs import PredictionWriter
     from ghosttui.model.predict import predict_cache
+    from ghosttui.patterns.cache import open_or_build
     from ghosttui.session.session import Session
 
     with Session.open(name, directory=directory, writable=False) as session:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ghosttui.data.options import LoadOptions
-from ghosttui.preprocess import DEFAULT_SIZE, PreprocessSettings, parse_crop
+from ghosttui.patterns.settings import DEFAULT_SIZE, PreprocessSettings, parse_crop
 
 console = Console()
 err_console = Console(stderr=True)

@@ -27,7 +27,7 @@ from ghosttui.cli.options import (
     load_options,
     preprocess_settings,
 )
-from ghosttui.preprocess import DEFAULT_SIZE
+from ghosttui.patterns.settings import DEFAULT_SIZE
 
 SessionName = Annotated[
     str, typer.Argument(help="Session name (a folder under sessions/) or a session folder.")

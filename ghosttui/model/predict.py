@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ghosttui.cache import PatternCache
 from ghosttui.model.device import autocast_dtype
+from ghosttui.patterns.cache import PatternCache
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ghosttui.rounds import missing_classes
+from ghosttui.loop.rounds import missing_classes
 from ghosttui.sampling.schedule import Plan, ScheduleState, plan_next
 from ghosttui.session.session import Session
 

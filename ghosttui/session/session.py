@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ghosttui.cache import PatternCache, Progress, open_or_build
 from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.data.formats import open_scan
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import SessionError
 from ghosttui.model.checkpoint import Checkpoint, load_checkpoint
-from ghosttui.preprocess import PreprocessSettings
+from ghosttui.patterns.cache import PatternCache, Progress, open_or_build
+from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.session.lock import SessionLock
 from ghosttui.session.settings import (
     ClassSpec,

@@ -14,7 +14,7 @@ import tomli_w
 
 from ghosttui import __version__
 from ghosttui.errors import SessionError
-from ghosttui.preprocess import PreprocessSettings
+from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.render.colour import EXTRA_COLOURS, PAPER_COLOURS
 
 if sys.version_info >= (3, 11):

@@ -1,1 +1,1 @@
-"""The terminal app: a thin Textual layer over ghosttui.labelling and the session."""
+"""The terminal app: a thin Textual layer over ghosttui.loop.controller and the session."""

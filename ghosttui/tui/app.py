@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError
-from ghosttui.labelling import Current, LabellingController
+from ghosttui.loop.controller import Current, LabellingController
 from ghosttui.session.session import Session
 from ghosttui.session.settings import SessionSettings
 from ghosttui.tui.idle_gc import IdleCollector
@@ -388,8 +388,8 @@ class GhostApp(App[None]):
     def train_in_background(self) -> None:
         import torch
 
+        from ghosttui.loop.rounds import RoundUpdate, train_round
         from ghosttui.model.train import TrainingCancelled
-        from ghosttui.rounds import RoundUpdate, train_round
 
         worker = get_current_worker()
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core for the interface

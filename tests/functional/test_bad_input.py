@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from conftest import DATA, assert_one_line_error
 
-import ghosttui.cache
-from ghosttui.cache import build_cache, cache_path_for, open_or_build
+import ghosttui.patterns.cache
 from ghosttui.data import LoadOptions, open_scan
 from ghosttui.errors import DataError, GhostError
-from ghosttui.preprocess import PatternPipeline, PreprocessSettings
+from ghosttui.patterns.cache import build_cache, cache_path_for, open_or_build
+from ghosttui.patterns.preprocess import PatternPipeline
+from ghosttui.patterns.settings import PreprocessSettings
 
 # -- the table of bad files --------------------------------------------------------------
 # Each maker writes a bad file into a folder and returns (path, CLI options, LoadOptions,
@@ -344,7 +345,7 @@ def test_failed_rebuild_keeps_the_existing_cache(sim_copy, cache_dir, monkeypatc
     stat = target.stat()
 
     # several blocks, and the pipeline breaks on the second one
-    monkeypatch.setattr(ghosttui.cache, "BLOCK_BYTES", 64 * 64 * 4 * 50)
+    monkeypatch.setattr(ghosttui.patterns.cache, "BLOCK_BYTES", 64 * 64 * 4 * 50)
     calls = []
     real_call = PatternPipeline.__call__
 

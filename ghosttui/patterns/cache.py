@@ -33,7 +33,8 @@ from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import DataError
-from ghosttui.preprocess import PatternPipeline, PreprocessSettings, check_block, survey
+from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
+from ghosttui.patterns.settings import PreprocessSettings
 
 CACHE_FORMAT = 1
 BLOCK_BYTES = 32 * 1024 * 1024

@@ -3,7 +3,7 @@
 Each run is a real session in a scratch folder: the session's sampler queues
 queries exactly as in ``ghosttui label``, a labeller answers them from the
 truth map (optionally wrong at a given rate, like a tired human), and
-:func:`ghosttui.rounds.train_round` retrains whenever the schedule needs a
+:func:`ghosttui.loop.rounds.train_round` retrains whenever the schedule needs a
 model, then once more at the end. Accuracy is measured against the truth on
 the whole map and on the positions that were never labelled.
 """
@@ -23,8 +23,8 @@ import numpy as np
 
 from ghosttui.data.options import LoadOptions
 from ghosttui.errors import GhostError
-from ghosttui.preprocess import PreprocessSettings
-from ghosttui.rounds import train_round
+from ghosttui.loop.rounds import train_round
+from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.sampling.sampler import SessionSampler
 from ghosttui.sampling.schedule import check_strategy, choose_grid_step
 from ghosttui.session.session import Session

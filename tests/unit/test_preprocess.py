@@ -9,15 +9,14 @@ import pytest
 
 from ghosttui.data import open_scan
 from ghosttui.errors import DataError
-from ghosttui.preprocess import (
+from ghosttui.patterns.preprocess import (
     DetectorSurvey,
     PatternPipeline,
-    PreprocessSettings,
     find_bad_pixels,
     find_direct_beam,
-    parse_crop,
     survey,
 )
+from ghosttui.patterns.settings import PreprocessSettings, parse_crop
 
 
 def flat_detector(shape: tuple[int, int]) -> DetectorSurvey:

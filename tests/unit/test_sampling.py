@@ -304,7 +304,7 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(
 def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thread):
     from conftest import sim_truth
 
-    from ghosttui.bench import run_once
+    from ghosttui.loop.bench import run_once
 
     truth = sim_truth(sim_file)
     noisy = run_once(

@@ -152,7 +152,7 @@ class LabellingController:
 
     def can_train(self) -> list[str]:
         """Classes still without a label ([] when a model can be trained)."""
-        from ghosttui.rounds import missing_classes
+        from ghosttui.loop.rounds import missing_classes
 
         return missing_classes(self.session)
 

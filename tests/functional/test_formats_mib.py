@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ghosttui.cache import open_or_build
 from ghosttui.data import LoadOptions, open_scan
 from ghosttui.errors import DataError
-from ghosttui.preprocess import PreprocessSettings
+from ghosttui.patterns.cache import open_or_build
+from ghosttui.patterns.settings import PreprocessSettings
 
 HEADER_BYTES = 384
 SIDE = 256

@@ -17,10 +17,10 @@ from conftest import CLASSES, assert_one_line_error, sim_truth, truth_rows, writ
 from PIL import Image
 
 from ghosttui.errors import SessionError
+from ghosttui.loop.rounds import model_config, train_round
 from ghosttui.metrics import changed_fraction
 from ghosttui.model.checkpoint import load_checkpoint
 from ghosttui.model.train import TrainingCancelled
-from ghosttui.rounds import model_config, train_round
 from ghosttui.session.session import Session
 
 if sys.version_info >= (3, 11):
@@ -243,7 +243,7 @@ def pristine(tmp_path_factory, sim_file):
     """A session trained once (round 1), kept untouched; tests work on copies."""
     import torch
 
-    from ghosttui.preprocess import PreprocessSettings
+    from ghosttui.patterns.settings import PreprocessSettings
     from ghosttui.session.settings import make_classes
 
     root = tmp_path_factory.mktemp("pristine")

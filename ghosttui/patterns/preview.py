@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ghosttui.data.scan import Scan
-from ghosttui.preprocess import PatternPipeline, PreprocessSettings, survey
+from ghosttui.patterns.preprocess import PatternPipeline, survey
+from ghosttui.patterns.settings import PreprocessSettings
 
 
 def quick_virtual_images(

@@ -8,11 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
-import ghosttui.cache
 import ghosttui.data.fingerprint as fingerprint_module
-from ghosttui.cache import PatternCache, cache_path_for, default_cache_dir, open_or_build
+import ghosttui.patterns.cache
 from ghosttui.data import LoadOptions, file_fingerprint, open_scan
-from ghosttui.preprocess import PatternPipeline, PreprocessSettings, survey
+from ghosttui.patterns.cache import PatternCache, cache_path_for, default_cache_dir, open_or_build
+from ghosttui.patterns.preprocess import PatternPipeline, survey
+from ghosttui.patterns.settings import PreprocessSettings
 
 OPTIONS = LoadOptions()
 SETTINGS = PreprocessSettings(size=16)
@@ -22,7 +23,7 @@ def _forbid_building(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the cache was rebuilt although nothing changed")
 
-    monkeypatch.setattr(ghosttui.cache, "build_cache", fail)
+    monkeypatch.setattr(ghosttui.patterns.cache, "build_cache", fail)
 
 
 def test_cache_dir_comes_from_the_environment(cache_dir, monkeypatch):
@@ -146,7 +147,7 @@ def test_damaged_or_stale_cache_is_rebuilt(sim_copy, damage):
 
 
 def test_progress_is_reported_up_to_the_total(sim_copy, monkeypatch):
-    monkeypatch.setattr(ghosttui.cache, "BLOCK_BYTES", 64 * 64 * 4 * 100)
+    monkeypatch.setattr(ghosttui.patterns.cache, "BLOCK_BYTES", 64 * 64 * 4 * 100)
     seen = []
     with open_or_build(sim_copy, OPTIONS, SETTINGS, progress=lambda d, t: seen.append((d, t))):
         pass
@@ -157,7 +158,7 @@ def test_progress_is_reported_up_to_the_total(sim_copy, monkeypatch):
 @pytest.mark.parametrize("block_patterns", [7, 1000])
 def test_cache_content_matches_the_pipeline(sim_file, monkeypatch, block_patterns):
     """Streamed in blocks that start and end inside scan rows, or in one block."""
-    monkeypatch.setattr(ghosttui.cache, "BLOCK_BYTES", 64 * 64 * 4 * block_patterns)
+    monkeypatch.setattr(ghosttui.patterns.cache, "BLOCK_BYTES", 64 * 64 * 4 * block_patterns)
     with open_or_build(sim_file, OPTIONS, SETTINGS) as cache:
         assert cache.shape == (24, 16, 16, 16)
         assert cache.scan_shape == (24, 16)
