@@ -29,3 +29,7 @@ class SessionError(GhostError):
 
 class ModelError(GhostError):
     """A model cannot be trained, loaded or applied."""
+
+
+class ClusterError(GhostError):
+    """A Dask scheduler or its workers cannot run the work (unreachable, no GPU worker, ...)."""

@@ -85,6 +85,8 @@ def open_scan(path: str | Path, options: LoadOptions | None = None) -> Scan:
     if path.stat().st_size == 0:
         raise DataError("is empty (0 bytes)", path)
     fmt = detect_format(path, options)
+    if options.series_index is not None and fmt != "hdf5":
+        raise DataError("only HDF5 files hold a 5D series of scans", path)
     opener: Callable[[Path, LoadOptions], Scan]
     if fmt == "npy":
         opener = _open_npy
@@ -196,11 +198,13 @@ def _hdf5_kind(handle: Any) -> str:
     return "HDF5"
 
 
-def _candidates(handle: Any) -> tuple[list[str], list[str]]:
+def _candidates(handle: Any) -> tuple[list[str], list[str], list[str]]:
+    """Numeric datasets by rank: 4D scans, 3D stacks and 5D series."""
     import h5py
 
     four: list[str] = []
     three: list[str] = []
+    five: list[str] = []
 
     def visit(name: str, obj: Any) -> None:
         if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "uifb":
@@ -208,9 +212,11 @@ def _candidates(handle: Any) -> tuple[list[str], list[str]]:
                 four.append("/" + name)
             elif obj.ndim == 3:
                 three.append("/" + name)
+            elif obj.ndim == 5:
+                five.append("/" + name)
 
     handle.visititems(visit)
-    return four, three
+    return four, three, five
 
 
 def _attr_text(value: Any) -> str | None:
@@ -255,50 +261,124 @@ def _hdf5_calibration(dataset: Any) -> Calibration:
     return Calibration(r_size, r_units, q_size, q_units)
 
 
-def _open_hdf5(path: Path, options: LoadOptions) -> Scan:
+class _SeriesMember:
+    """One scan ``index`` of a 5D dataset (T, Rx, Ry, Qx, Qy), sliced like a 4D one."""
+
+    def __init__(self, dataset: Any, index: int) -> None:
+        self.dataset = dataset
+        self.index = index
+        self.shape = tuple(dataset.shape[1:])
+        self.dtype = dataset.dtype
+        self.ndim = 4
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.dataset[(self.index, *(key if isinstance(key, tuple) else (key,)))]
+
+
+def _open_hdf5_file(path: Path) -> Any:
     import h5py
 
     with contextlib.suppress(ImportError):
         import hdf5plugin  # noqa: F401  (registers bitshuffle/LZ4 filters for detector files)
     try:
-        handle = h5py.File(path, "r", rdcc_nbytes=64 * 1024 * 1024)
+        return h5py.File(path, "r", rdcc_nbytes=64 * 1024 * 1024)
     except OSError as exc:
         reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
         raise DataError(f"not a readable HDF5 file (truncated or corrupt: {reason})", path) from exc
+
+
+def _choose_dataset(handle: Any, path: Path, options: LoadOptions) -> str:
+    """The dataset to read: ``--dataset``, else the one 4D scan (or the one 5D series)."""
+    import h5py
+
+    if options.dataset:
+        name = options.dataset if options.dataset.startswith("/") else "/" + options.dataset
+        if name not in handle or not isinstance(handle[name], h5py.Dataset):
+            four, three, five = _candidates(handle)
+            listed = ", ".join(four + three + five) or "none"
+            ranks = "4D/3D/5D" if five else "4D/3D"
+            raise DataError(f"has no dataset {name} ({ranks} datasets: {listed})", path)
+        return name
+    four, three, five = _candidates(handle)
+    if options.series_index is not None or (not four and len(five) == 1):
+        if len(five) == 1:
+            return five[0]
+        if five:
+            raise DataError(
+                f"holds several 5D series ({', '.join(five)}); choose one with --dataset", path
+            )
+        raise DataError("holds no 5D series (T, Rx, Ry, Qx, Qy)", path)
+    if len(four) == 1:
+        return four[0]
+    if len(four) > 1:
+        raise DataError(
+            f"holds several 4D datasets ({', '.join(four)}); choose one with --dataset",
+            path,
+        )
+    if len(three) == 1 and options.scan is not None:
+        return three[0]
+    if three:
+        raise DataError(
+            f"holds no 4D dataset; 3D stacks: {', '.join(three)} "
+            "(choose with --dataset and give --scan RXxRY)",
+            path,
+        )
+    raise DataError("holds no 4D dataset (Rx, Ry, Qx, Qy)", path)
+
+
+def hdf5_series_length(path: str | Path, options: LoadOptions | None = None) -> int | None:
+    """How many scans a 5D HDF5 series (T, Rx, Ry, Qx, Qy) holds; ``None`` if not a series.
+
+    A file that is not HDF5 (by ``--format`` or extension) is not a series; an HDF5 file
+    that cannot be read raises the same errors :func:`open_scan` would.
+    """
+    options = options or LoadOptions()
+    path = Path(path).expanduser()
+    if not path.is_file() or detect_format(path, options) != "hdf5":
+        return None
+    handle = _open_hdf5_file(path)
+    try:
+        name = _choose_dataset(handle, path, options)
+        dataset = handle[name]
+        return int(dataset.shape[0]) if dataset.ndim == 5 else None
+    except DataError:
+        return None
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise DataError(f"HDF5 structure cannot be read ({exc})", path) from exc
+    finally:
+        handle.close()
+
+
+def _open_hdf5(path: Path, options: LoadOptions) -> Scan:
+    handle = _open_hdf5_file(path)
     try:
         kind = _hdf5_kind(handle)
-        if options.dataset:
-            name = options.dataset if options.dataset.startswith("/") else "/" + options.dataset
-            if name not in handle or not isinstance(handle[name], h5py.Dataset):
-                four, three = _candidates(handle)
-                listed = ", ".join(four + three) or "none"
-                raise DataError(f"has no dataset {name} (4D/3D datasets: {listed})", path)
-        else:
-            four, three = _candidates(handle)
-            if len(four) == 1:
-                name = four[0]
-            elif len(four) > 1:
-                raise DataError(
-                    f"holds several 4D datasets ({', '.join(four)}); choose one with --dataset",
-                    path,
-                )
-            elif len(three) == 1 and options.scan is not None:
-                name = three[0]
-            elif three:
-                raise DataError(
-                    f"holds no 4D dataset; 3D stacks: {', '.join(three)} "
-                    "(choose with --dataset and give --scan RXxRY)",
-                    path,
-                )
-            else:
-                raise DataError("holds no 4D dataset (Rx, Ry, Qx, Qy)", path)
+        name = _choose_dataset(handle, path, options)
         dataset = handle[name]
         if dataset.dtype.kind not in "uifb":
             raise DataError(f"dataset {name} holds {dataset.dtype}, not numbers", path)
-        shape4d, flat = _to_4d(path, dataset.shape, options.scan, name)
-        if flat and dataset.ndim == 4:
+        source: Any = dataset
+        if dataset.ndim == 5:
+            count = dataset.shape[0]
+            if options.series_index is None:
+                raise DataError(
+                    f"dataset {name} is a series of {count} scans (T, Rx, Ry, Qx, Qy) = "
+                    f"{dataset.shape}; `ghosttui predict` and `ghosttui preprocess` read it "
+                    "as a series",
+                    path,
+                )
+            if options.series_index >= count:
+                raise DataError(
+                    f"dataset {name} holds {count} scans; there is no scan {options.series_index}",
+                    path,
+                )
+            source = _SeriesMember(dataset, options.series_index)
+        elif options.series_index is not None:
+            raise DataError(f"dataset {name} is {dataset.ndim}D, not a 5D series", path)
+        shape4d, flat = _to_4d(path, source.shape, options.scan, name)
+        if flat and source.ndim == 4:
             raise DataError(
-                f"dataset {name} is 4D {dataset.shape}; --scan cannot re-shape an HDF5 4D dataset",
+                f"dataset {name} is 4D {source.shape}; --scan cannot re-shape an HDF5 4D dataset",
                 path,
             )
         calibration = _hdf5_calibration(dataset)
@@ -311,9 +391,9 @@ def _open_hdf5(path: Path, options: LoadOptions) -> Scan:
     return Scan(
         path,
         kind,
-        dataset,
+        source,
         shape4d,
-        flat=dataset.ndim == 3,
+        flat=source.ndim == 3,
         calibration=calibration,
         dataset=name,
         on_close=handle.close,

@@ -29,6 +29,7 @@ class LoadOptions:
     """Everything beyond the path that decides how a file becomes a 4D scan.
 
     ``scan`` is (Rx, Ry); ``detector`` is (Qx, Qy) for raw binary files.
+    ``series_index`` picks one scan of a 5D HDF5 series (T, Rx, Ry, Qx, Qy).
     """
 
     dataset: str | None = None
@@ -37,6 +38,7 @@ class LoadOptions:
     dtype: str | None = None
     offset: int = 0
     format: str | None = None
+    series_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.dtype is not None:
@@ -46,6 +48,8 @@ class LoadOptions:
                 raise DataError(f"--dtype {self.dtype!r} is not a numpy dtype") from exc
         if self.offset < 0:
             raise DataError("--offset must be zero or positive")
+        if self.series_index is not None and self.series_index < 0:
+            raise DataError("a series index must be zero or positive")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (no None), for session files and cache keys."""

@@ -40,21 +40,8 @@ class PredictionWriter:
         return self
 
     def add(self, probabilities: np.ndarray, group: str | None = None, **attrs: Any) -> None:
-        import h5py
-
         node = self._file.require_group(group) if group else self._file
-        datasets = [
-            node.create_dataset("probabilities", data=probabilities.astype(np.float32)),
-            node.create_dataset("classes", data=probabilities.argmax(-1).astype(np.int8)),
-            node.create_dataset("confidence", data=probabilities.max(-1).astype(np.float32)),
-        ]
-        for ds in datasets:
-            ds.attrs["classes"] = ",".join(self.classes)
-            ds.attrs["round"] = self.round
-        node.attrs["class_names"] = np.array(self.classes, dtype=h5py.string_dtype())
-        node.attrs["axes"] = "probabilities (Rx, Ry, C); classes, confidence (Rx, Ry)"
-        for key, value in attrs.items():
-            node.attrs[key] = value
+        write_prediction_node(node, probabilities, self.classes, self.round, **attrs)
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self._file.close()
@@ -62,6 +49,31 @@ class PredictionWriter:
             os.replace(self.tmp, self.path)
         elif self.tmp.exists():
             self.tmp.unlink()
+
+
+def write_prediction_node(
+    node: Any, probabilities: np.ndarray, classes: list[str], round: int, **attrs: Any
+) -> None:
+    """One scan's predictions in an HDF5 group (or the file's root): the layout every
+    prediction file uses.
+
+    ``probabilities`` (Rx, Ry, C) float32, ``classes`` (Rx, Ry) int8 (argmax) and
+    ``confidence`` (Rx, Ry) float32, with the class names and round as attributes.
+    """
+    import h5py
+
+    datasets = [
+        node.create_dataset("probabilities", data=probabilities.astype(np.float32)),
+        node.create_dataset("classes", data=probabilities.argmax(-1).astype(np.int8)),
+        node.create_dataset("confidence", data=probabilities.max(-1).astype(np.float32)),
+    ]
+    for ds in datasets:
+        ds.attrs["classes"] = ",".join(classes)
+        ds.attrs["round"] = round
+    node.attrs["class_names"] = np.array(classes, dtype=h5py.string_dtype())
+    node.attrs["axes"] = "probabilities (Rx, Ry, C); classes, confidence (Rx, Ry)"
+    for key, value in attrs.items():
+        node.attrs[key] = value
 
 
 def write_probabilities(

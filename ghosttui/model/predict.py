@@ -1,4 +1,9 @@
-"""Whole-scan prediction: stream the cache through the model in batches."""
+"""Classifying patterns: the per-batch function every engine calls, and whole-cache prediction.
+
+:func:`classify_block` is the one per-batch classification: the single-process
+series path, the Dask tasks (:mod:`ghosttui.inference`) and the LiberTEM UDF all
+call it, so they give the same probabilities for the same patterns.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ghosttui.model.device import autocast_dtype
-from ghosttui.patterns.cache import PatternCache
+from ghosttui.patterns.cache import PatternCache, stored_precision
+from ghosttui.patterns.preprocess import PatternPipeline
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:
@@ -41,6 +47,26 @@ def predict_patterns(model: nn.Module, patterns: np.ndarray, device: torch.devic
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
 
+def classify_block(
+    model: nn.Module,
+    device: torch.device,
+    block: np.ndarray,
+    pipeline: PatternPipeline | None = None,
+) -> np.ndarray:
+    """Probabilities (n, C) for one batch of patterns.
+
+    With a ``pipeline``, ``block`` holds raw patterns (n, Qx, Qy): they become model
+    inputs through it, rounded exactly as the pattern cache stores them, so a scan gives
+    the same probabilities whether it is classified from its raw file or from its cache.
+    Without one, ``block`` already holds model inputs (n, S, S) read from a cache.
+    ``model`` is ready for inference on ``device`` (see :func:`fuse_for_inference`).
+    """
+    if pipeline is not None:
+        inputs = pipeline.model_input(pipeline.to_tensor(block)).numpy()
+        block = stored_precision(inputs, pipeline.settings)
+    return predict_patterns(model, block, device)
+
+
 def predict_cache(
     model: nn.Module,
     cache: PatternCache,
@@ -66,7 +92,7 @@ def predict_cache(
                 pending = reader.submit(cache.read, starts[i + 1], min(starts[i + 1] + batch, n))
             if should_stop is not None and should_stop():
                 return None
-            probs = predict_patterns(model, block, device)
+            probs = classify_block(model, device, block)
             if out is None:
                 out = np.empty((n, probs.shape[1]), np.float32)
             out[start : start + len(block)] = probs

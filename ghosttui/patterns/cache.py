@@ -63,6 +63,29 @@ def cache_key(fingerprint: str, options: LoadOptions, settings: PreprocessSettin
     return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
 
+def storage_dtype(settings: PreprocessSettings) -> type[np.floating]:
+    """How the cache stores model inputs: robust-normalised inputs (about 0..1) fit float16;
+    un-normalised counts may not."""
+    return np.float16 if settings.normalise == "robust" else np.float32
+
+
+def as_stored(model_input: np.ndarray, settings: PreprocessSettings) -> np.ndarray:
+    """Model inputs in the cache's storage dtype (float16 values clipped to its range)."""
+    store = storage_dtype(settings)
+    if store is np.float16:
+        model_input = np.clip(model_input, -FLOAT16_MAX, FLOAT16_MAX)
+    return model_input.astype(store)
+
+
+def stored_precision(model_input: np.ndarray, settings: PreprocessSettings) -> np.ndarray:
+    """Model inputs rounded exactly as a cache round trip rounds them, as float32.
+
+    Classifying raw patterns through this gives the same probabilities as classifying
+    the same patterns read back from their cache.
+    """
+    return as_stored(model_input, settings).astype(np.float32)
+
+
 class PatternCache:
     """Read access to a finished cache file."""
 
@@ -147,8 +170,7 @@ def build_cache(
     size = settings.size
     per_pattern = scan.shape[2] * scan.shape[3] * max(4, scan.dtype.itemsize)
     block = int(max(1, min(scan.n_patterns, BLOCK_BYTES // per_pattern)))
-    # robust-normalised inputs (about 0..1) fit float16; un-normalised counts may not
-    store = np.float16 if settings.normalise == "robust" else np.float32
+    store = storage_dtype(settings)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     started = time.perf_counter()
     try:
@@ -170,9 +192,7 @@ def build_cache(
                     pending = reader.submit(scan.read, nxt, min(nxt + block, scan.n_patterns))
                 check_block(scan, start, raw, settings.allow_blank)
                 model_input, virtual = pipeline(raw)
-                if store is np.float16:
-                    model_input = np.clip(model_input, -FLOAT16_MAX, FLOAT16_MAX)
-                write_flat(patterns, start, model_input.astype(store), n_ry)
+                write_flat(patterns, start, as_stored(model_input, settings), n_ry)
                 vbf[start : start + len(raw)] = virtual[:, 0]
                 adf[start : start + len(raw)] = virtual[:, 1]
                 if progress is not None:

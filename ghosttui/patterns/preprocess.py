@@ -52,27 +52,50 @@ def _crop(block: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarr
     return block[..., qx0:qx1, qy0:qy1]
 
 
-def survey(scan: Scan, settings: PreprocessSettings, samples: int = 384) -> DetectorSurvey:
-    """Find hot pixels and the direct beam from patterns spread over the scan."""
-    qx, qy = scan.detector_shape
+SURVEY_SAMPLES = 384
+
+
+def survey_positions(n_patterns: int, samples: int = SURVEY_SAMPLES) -> np.ndarray:
+    """Flat indices of the patterns a survey reads: ``samples`` spread evenly over the scan."""
+    return np.unique(np.linspace(0, n_patterns - 1, min(samples, n_patterns)).astype(int))
+
+
+def check_crop(detector_shape: tuple[int, int], settings: PreprocessSettings, path: Any) -> None:
+    qx, qy = detector_shape
     if settings.crop is not None:
         _, qx1, _, qy1 = settings.crop
         if qx1 > qx or qy1 > qy:
-            raise DataError(f"--crop {settings.crop} is outside the {qx}x{qy} detector", scan.path)
-    index = np.unique(
-        np.linspace(0, scan.n_patterns - 1, min(samples, scan.n_patterns)).astype(int)
-    )
+            raise DataError(f"--crop {settings.crop} is outside the {qx}x{qy} detector", path)
+
+
+def survey_pattern(pattern: np.ndarray, settings: PreprocessSettings) -> np.ndarray:
+    """One surveyed pattern as the survey sums it: cropped, float64, NaN/Inf as zero."""
+    pattern = _crop(pattern, settings.crop).astype(np.float64)
+    # NaN/Inf patterns are reported by check_block, naming their position; here they
+    # must neither poison the mean pattern nor make numpy print warnings.
+    pattern[~np.isfinite(pattern)] = 0.0
+    return pattern
+
+
+def survey(
+    scan: Scan, settings: PreprocessSettings, samples: int = SURVEY_SAMPLES
+) -> DetectorSurvey:
+    """Find hot pixels and the direct beam from patterns spread over the scan."""
+    check_crop(scan.detector_shape, settings, scan.path)
+    index = survey_positions(scan.n_patterns, samples)
     total = None
     for i in index:
-        pattern = _crop(scan.read(int(i), int(i) + 1)[0], settings.crop).astype(np.float64)
-        # NaN/Inf patterns are reported by check_block, naming their position; here they
-        # must neither poison the mean pattern nor make numpy print warnings.
-        pattern[~np.isfinite(pattern)] = 0.0
+        pattern = survey_pattern(scan.read(int(i), int(i) + 1)[0], settings)
         total = pattern if total is None else total + pattern
-    mean = total / len(index)
+    return survey_from_sum(total, len(index), settings)
+
+
+def survey_from_sum(total: np.ndarray, count: int, settings: PreprocessSettings) -> DetectorSurvey:
+    """The survey of ``count`` patterns whose :func:`survey_pattern` values sum to ``total``."""
+    mean = total / count
     shape = mean.shape
     hot = (
-        find_bad_pixels(mean, len(index), settings.hot_ratio)
+        find_bad_pixels(mean, count, settings.hot_ratio)
         if settings.hot_pixels
         else np.zeros(0, np.int64)
     )
