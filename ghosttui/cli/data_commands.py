@@ -12,7 +12,9 @@ from rich.table import Table
 from ghosttui.cli import app
 from ghosttui.cli.options import (
     AllowBlank,
+    ConnectTimeout,
     Crop,
+    Dashboard,
     Dataset,
     Detector,
     Dtype,
@@ -22,8 +24,12 @@ from ghosttui.cli.options import (
     Offset,
     Pooling,
     ScanShape,
+    Scheduler,
     Size,
+    TorchThreads,
     Transform,
+    Workers,
+    cluster_spec,
     console,
     load_options,
     preprocess_settings,
@@ -146,7 +152,13 @@ def simulate(
 
 @app.command()
 def preprocess(
-    file: Annotated[Path, typer.Argument(help="A 4D-STEM file.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="4D-STEM files, quoted globs ('runs/*.h5'), folders or 5D HDF5 series.",
+            show_default=False,
+        ),
+    ],
     dataset: Dataset = None,
     scan: ScanShape = None,
     detector: Detector = None,
@@ -164,32 +176,41 @@ def preprocess(
         Path | None,
         typer.Option(
             "--cache-dir",
-            help="Where caches live (default $GHOSTTUI_CACHE_DIR or ~/.cache/ghosttui).",
+            help="Where caches live (default $GHOSTTUI_CACHE_DIR or ~/.cache/ghosttui; "
+            "on Dask, each worker's).",
         ),
     ] = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Build again even if a cache exists.")
     ] = False,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    torch_threads: TorchThreads = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    dashboard: Dashboard = True,
 ) -> None:
-    """Build (or find) the model-ready cache of a scan."""
-    from ghosttui.patterns.cache import cache_path_for, open_or_build
+    """Build (or find) the model-ready cache of a scan or of every scan of a series."""
+    from ghosttui.cli.series_output import series_progress
+    from ghosttui.inference.jobs import preprocess_series
 
     options = load_options(dataset, scan, detector, dtype, offset, format)
     settings = preprocess_settings(
         size, pooling, crop, transform, normalise, hot_pixels, allow_blank
     )
-    target, _ = cache_path_for(file, options, settings, cache_dir)
-    reused = target.exists() and not rebuild
-    started = time.perf_counter()
-    with progress_bar("preprocessing") as update:
-        cache = open_or_build(
-            file, options, settings, cache_dir=cache_dir, progress=update, rebuild=rebuild
-        )
-    seconds = time.perf_counter() - started
-    with cache:
-        rate = "" if reused else f", {cache.n_patterns / seconds:,.0f} patterns/s"
-        state = "reused" if reused else f"built in {seconds:.1f} s{rate}"
-        console.print(
-            f"cache {cache.path} ({cache.shape[0]}x{cache.shape[1]} patterns of "
-            f"{cache.size}x{cache.size}): {state}"
+    spec = cluster_spec(
+        workers,
+        scheduler,
+        torch_threads=torch_threads,
+        connect_timeout=connect_timeout,
+        dashboard=dashboard,
+    )
+    with series_progress("preprocessing", input_size=settings.size) as reporter:
+        preprocess_series(
+            files,
+            options,
+            settings,
+            cache_dir=cache_dir,
+            rebuild=rebuild,
+            cluster=spec,
+            reporter=reporter,
         )

@@ -10,16 +10,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
+    DASK,
+    ConnectTimeout,
+    Dashboard,
     Dataset,
     Detector,
     Dtype,
     Format,
     Offset,
     ScanShape,
+    Scheduler,
+    TorchThreads,
+    Workers,
+    cluster_spec,
     console,
     err_console,
     load_options,
-    progress_bar,
 )
 from ghosttui.cli.session_commands import Repoint, SessionDir, SessionName
 
@@ -99,16 +105,33 @@ def train_command(
 def predict(
     name: SessionName,
     out: Annotated[
-        Path, typer.Option("--out", help="Output HDF5 with probabilities and class maps.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Output HDF5 with probabilities and class maps (a group per scan of a series); "
+            "a re-run skips the scans already in it.",
+        ),
     ],
     data: Annotated[
-        list[Path] | None,
-        typer.Option("--data", help="Other scans to classify (repeat for a series)."),
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Scans to classify instead of the session's: files, quoted globs "
+            "('runs/*.h5'), folders, 5D HDF5 series; repeat for more.",
+        ),
     ] = None,
     round: Annotated[
         int | None, typer.Option("--round", help="Use this round's model (default: latest).")
     ] = None,
     device: Device = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start over instead of resuming: replace --out (once this run's first scan "
+            "is finished).",
+        ),
+    ] = False,
     directory: SessionDir = None,
     dataset: Dataset = None,
     scan: ScanShape = None,
@@ -116,64 +139,65 @@ def predict(
     dtype: Dtype = None,
     offset: Offset = 0,
     format: Format = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    resources: Annotated[
+        str | None,
+        typer.Option(
+            "--resources",
+            help="Dask resources every classification task needs, e.g. GPU=1 (runs only on "
+            "workers started with --resources GPU=1).",
+            rich_help_panel=DASK,
+        ),
+    ] = None,
+    resource_timeout: Annotated[
+        float,
+        typer.Option(
+            "--resource-timeout",
+            help="Seconds to wait for a worker with --resources.",
+            rich_help_panel=DASK,
+        ),
+    ] = 30.0,
+    torch_threads: TorchThreads = None,
+    connect_timeout: ConnectTimeout = 10.0,
+    dashboard: Dashboard = True,
 ) -> None:
-    """Apply the session's model to its own scan or to other scans (each streamed)."""
-    from ghosttui.errors import ModelError
-    from ghosttui.model.checkpoint import load_checkpoint
-    from ghosttui.model.device import resolve_device
-    from ghosttui.model.outputs import PredictionWriter
-    from ghosttui.model.predict import predict_cache
-    from ghosttui.patterns.cache import open_or_build
+    """Apply the session's model to its own scan or to a series of scans (each streamed)."""
+    from ghosttui.cli.series_output import series_progress
+    from ghosttui.inference.jobs import predict_session
     from ghosttui.session.session import Session
 
-    with Session.open(name, directory=directory, writable=False) as session:
-        if round is None:
-            checkpoint = session.latest_checkpoint()
-            if checkpoint is None:
-                raise ModelError(
-                    f"session '{session.name}' has no trained model; run `ghosttui train` first"
-                )
-        else:
-            checkpoint = load_checkpoint(
-                session.checkpoint_path(round),
-                session_id=session.settings.id,
-                classes=session.classes,
-            )
-        model = checkpoint.build()
-        torch_device = resolve_device(device or session.settings.model.device)
-        targets = data or [Path(session.settings.data.path)]
-        options = (
-            load_options(dataset, scan, detector, dtype, offset, format)
-            if data
-            else session.load_options
+    spec = cluster_spec(
+        workers,
+        scheduler,
+        resources=resources,
+        torch_threads=torch_threads,
+        connect_timeout=connect_timeout,
+        resource_timeout=resource_timeout,
+        dashboard=dashboard,
+    )
+    options = load_options(dataset, scan, detector, dtype, offset, format) if data else None
+    with (
+        Session.open(name, directory=directory, writable=False) as session,
+        series_progress("predict", session.classes) as reporter,
+    ):
+        result = predict_session(
+            session,
+            out,
+            inputs=data,
+            options=options,
+            round=round,
+            device=device,
+            overwrite=overwrite,
+            cluster=spec,
+            reporter=reporter,
         )
-        names: dict[str, int] = {}
-        with PredictionWriter(
-            out, session.classes, round=checkpoint.round, session=session.name
-        ) as writer:
-            for path in targets:
-                with progress_bar(f"cache {path.name}") as update:
-                    cache = open_or_build(
-                        path, options, session.settings.preprocess, progress=update
-                    )
-                with cache, progress_bar(f"predict {path.name}") as update:
-                    probabilities = predict_cache(model, cache, torch_device, progress=update)
-                group = None
-                if len(targets) > 1:
-                    stem = path.stem
-                    names[stem] = names.get(stem, 0) + 1
-                    group = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
-                writer.add(probabilities, group=group, source=str(path.resolve()))
-                shares = (probabilities.argmax(-1)[..., None] == range(len(session.classes))).mean(
-                    (0, 1)
-                )
-                summary = ", ".join(
-                    f"{c} {s:.1%}" for c, s in zip(session.classes, shares, strict=True)
-                )
-                console.print(
-                    f"{path}: {probabilities.shape[0]}x{probabilities.shape[1]} -> {summary}"
-                )
-    console.print(f"wrote {out} (round {checkpoint.round} model)")
+    if result.dropped:
+        console.print(f"removed unfinished scans of an earlier run: {', '.join(result.dropped)}")
+    console.print(
+        f"wrote {out} (round {result.round} model): {len(result.outcomes)} scans classified"
+        + (f", {len(result.skipped)} already there" if result.skipped else "")
+    )
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ghosttui.data.options import LoadOptions
 from ghosttui.patterns.settings import DEFAULT_SIZE, PreprocessSettings, parse_crop
+
+if TYPE_CHECKING:
+    from ghosttui.inference.cluster import ClusterSpec
 
 console = Console()
 err_console = Console(stderr=True)
@@ -160,3 +163,77 @@ def progress_bar(description: str) -> Iterator[callable]:
             progress.update(task, completed=done, total=total, rate=rate)
 
         yield update
+
+
+# -- running on Dask (predict and preprocess of a series) ------------------------------------
+DASK = "Running on Dask"
+
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Run on a local Dask cluster of N worker processes (default: this process only).",
+        rich_help_panel=DASK,
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (its workers must see "
+        "the data files at the same paths).",
+        rich_help_panel=DASK,
+    ),
+]
+TorchThreads = Annotated[
+    int | None,
+    typer.Option(
+        "--torch-threads",
+        help="Torch threads per worker (default: each host's cores over its Dask threads).",
+        rich_help_panel=DASK,
+    ),
+]
+ConnectTimeout = Annotated[
+    float,
+    typer.Option(
+        "--connect-timeout", help="Seconds to wait for the scheduler.", rich_help_panel=DASK
+    ),
+]
+Dashboard = Annotated[
+    bool,
+    typer.Option(
+        "--dashboard/--no-dashboard",
+        help="Start the Dask dashboard of a local cluster (port 8787, or a free one).",
+        rich_help_panel=DASK,
+    ),
+]
+
+
+def cluster_spec(
+    workers: int | None,
+    scheduler: str | None,
+    *,
+    resources: str | None = None,
+    torch_threads: int | None = None,
+    connect_timeout: float = 10.0,
+    resource_timeout: float = 30.0,
+    dashboard: bool = True,
+) -> ClusterSpec | None:
+    """The Dask cluster the options ask for; None (this process only) without either."""
+    if workers is None and scheduler is None:
+        if resources or torch_threads is not None:
+            from ghosttui.errors import ClusterError
+
+            raise ClusterError("--resources and --torch-threads need --workers or --scheduler")
+        return None
+    from ghosttui.inference.cluster import ClusterSpec, parse_resources
+
+    return ClusterSpec(
+        workers=workers,
+        scheduler=scheduler,
+        resources=parse_resources(resources),
+        torch_threads=torch_threads,
+        connect_timeout=connect_timeout,
+        resource_timeout=resource_timeout,
+        dashboard=":8787" if dashboard else None,
+    )

@@ -429,19 +429,38 @@ def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
         assert f["probabilities"].shape == (24, 16, 3)
 
 
-def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
+def test_predict_output_is_kept_by_a_rerun_and_by_a_failed_overwrite(
+    run_cli, trained, tmp_path, monkeypatch
+):
     out = tmp_path / "p.h5"
     assert run_cli("predict", "trained", "--out", out).code == 0
-    before = out.read_bytes()
+    before = read_predictions(out)
+    assert before["node_attrs"]["complete"]
 
-    import ghosttui.model.predict as predict_module
+    import ghosttui.inference.blocks as blocks
+
+    calls = []
+    original = blocks.classify_block
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "classify_block", counting)
+    # the same model again: the scan is already there, nothing is classified or written
+    result = run_cli("predict", "trained", "--out", out)
+    assert result.code == 0, result.err
+    assert "0 scans classified, 1 already there" in result.out
+    assert calls == []
+    np.testing.assert_array_equal(read_predictions(out)["probabilities"], before["probabilities"])
 
     def broken(*args, **kwargs):
         raise RuntimeError("the GPU fell over")
 
-    monkeypatch.setattr(predict_module, "predict_cache", broken)
-    assert run_cli("predict", "trained", "--out", out).code == 1
-    assert out.read_bytes() == before
+    monkeypatch.setattr(blocks, "classify_block", broken)
+    snapshot_before = out.read_bytes()
+    assert run_cli("predict", "trained", "--out", out, "--overwrite").code == 1
+    assert out.read_bytes() == snapshot_before
     assert [p.name for p in tmp_path.iterdir()] == ["p.h5"]
 
 
