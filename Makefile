@@ -9,6 +9,8 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
 STAMP := $(VENV)/.ghosttui-installed
+# the tests also run the LiberTEM UDF: `make test` adds the optional extra (about 30 s)
+TEST_STAMP := $(VENV)/.ghosttui-test-extras
 
 .PHONY: demo test lint format bench clean
 
@@ -19,10 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,libertem]"
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/ghosttui demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

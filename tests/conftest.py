@@ -206,3 +206,36 @@ def hold_session() -> Iterator[Callable[[str], object]]:
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def quick_model_session(tmp_path_factory: pytest.TempPathFactory, sim_file: Path) -> Path:
+    """A session on the simulated scan (pooled to 32x32) trained for a few epochs on 15
+    labels per class: a real model quickly, for tests of applying it. Read-only: tests
+    that change it copy the folder; open it with ``Session.open(str(path))``."""
+    import torch
+
+    from ghosttui.loop.rounds import train_round
+    from ghosttui.patterns.settings import PreprocessSettings
+    from ghosttui.session.session import Session
+    from ghosttui.session.settings import make_classes
+
+    root = tmp_path_factory.mktemp("quick-model")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GHOSTTUI_CACHE_DIR", str(root / "cache"))
+            session = Session.create(
+                "quick",
+                sim_file,
+                classes=make_classes(),
+                preprocess=PreprocessSettings(size=32),
+                directory=root / "quick",
+            )
+            with session:
+                session.store.import_labels(truth_rows(sim_truth(sim_file), 15, seed=3))
+                train_round(session, epochs=8)
+    finally:
+        torch.set_num_threads(threads)
+    return root / "quick"

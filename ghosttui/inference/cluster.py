@@ -17,6 +17,7 @@ stops with a one-line error and every scan written so far stays in the file.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import time
 import uuid
@@ -100,6 +101,8 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=spec.dashboard,
+            # without a dashboard, the scheduler's HTTP server (health, metrics) on a free port
+            scheduler_kwargs=None if spec.dashboard else {"dashboard_address": ":0"},
             resources=spec.resources or None,
             silence_logs=logging.ERROR,
         )
@@ -109,14 +112,24 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
         yield client
 
 
-def describe(client: Client) -> str:
+def _scheduler_has_dashboard() -> bool:
+    """Run on the scheduler: whether it can draw its dashboard pages (they need bokeh)."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def describe(client: Client, dashboard: bool = True) -> str:
     """``Dask: 2 workers, 2 threads at tcp://...; dashboard http://...``."""
     info = client.scheduler_info()
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
     text = f"Dask: {len(workers)} workers, {threads} threads at {info.get('address', '?')}"
-    if "dashboard" in info.get("services", {}):
-        text += f"; dashboard {client.dashboard_link}"
+    if dashboard and "dashboard" in info.get("services", {}):
+        try:
+            running = client.run_on_scheduler(_scheduler_has_dashboard)
+        except Exception:  # a scheduler without ghosttui installed cannot run the check
+            running = True
+        if running:
+            text += f"; dashboard {client.dashboard_link}"
     return text
 
 
@@ -190,6 +203,7 @@ class _ScanWork:
     probabilities: np.ndarray | None = None
     remaining: int = 0
     started: float = 0.0
+    route: str = ""
     futures: list[Future] = field(default_factory=list)
 
 
@@ -218,7 +232,7 @@ def predict_dask(
     in_flight: deque[_ScanWork] = deque()
     where: dict[str, tuple[_ScanWork, int, int]] = {}
     outcomes: list[ScanOutcome] = []
-    running = as_completed()
+    running = as_completed(loop=client.loop)
 
     def submit(index: int, ref: ScanRef) -> None:
         work = _ScanWork(index, ref, started=time.perf_counter())
@@ -257,7 +271,7 @@ def predict_dask(
             future = next(running)
             work, start, stop = where.pop(future.key)
             rows = f"rows {start // work.ref.shape[1]}-{(stop - 1) // work.ref.shape[1]}"
-            block = result(future, f"{work.ref.label}: {rows}")
+            block, work.route = result(future, f"{work.ref.label}: {rows}")
             if work.probabilities is None:
                 work.probabilities = np.empty((work.ref.n_patterns, block.shape[1]), np.float32)
             work.probabilities[start:stop] = block
@@ -271,7 +285,7 @@ def predict_dask(
                     done.ref,
                     probabilities,
                     engine="dask",
-                    route="blocks",
+                    route=done.route,
                     seconds=round(seconds, 3),
                 )
                 client.cancel(done.futures)
@@ -316,7 +330,7 @@ def preprocess_dask(
     }
     outcomes = []
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             ref = futures[future]
             path, reused, seconds = result(future, ref.label)
             reporter.advance(ref.n_patterns)

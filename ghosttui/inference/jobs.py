@@ -68,7 +68,7 @@ def _engine(
     from ghosttui.inference.cluster import connect, describe
 
     with connect(cluster) as new_client:
-        reporter.note(describe(new_client))
+        reporter.note(describe(new_client, dashboard=cluster.dashboard is not None))
         yield new_client
 
 

@@ -114,9 +114,11 @@ def plan_task(ref: ScanRef, settings: PreprocessSettings) -> ScanPlan:
 @on_worker
 def classify_task(
     plan: ScanPlan, settings: PreprocessSettings, plugin: str, start: int, stop: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, str]:
+    """Probabilities of patterns ``start..stop``, and whether they came from a cache or raw."""
     model, device = get_worker().plugins[plugin].model()
-    return classify_range(plan, settings, model, device, start, stop)
+    probabilities = classify_range(plan, settings, model, device, start, stop)
+    return probabilities, "cache" if plan.cache else "raw"
 
 
 @on_worker

@@ -254,19 +254,24 @@ class PatternPipeline:
         return self.model_input(x).numpy(), virtual.numpy()
 
 
-def check_block(scan: Scan, start: int, block: np.ndarray, allow_blank: bool) -> None:
-    """Reject NaN/Inf and (unless allowed) all-zero patterns, naming the position."""
+def first_bad_pattern(block: np.ndarray, allow_blank: bool) -> tuple[int, str] | None:
+    """The first NaN/Inf or (unless allowed) all-zero pattern of ``block``: (index, problem)."""
     if block.dtype.kind == "f":
         finite = np.isfinite(block.reshape(len(block), -1)).all(1)
         if not finite.all():
-            rx, ry = scan.position(start + int(np.argmin(finite)))
-            raise DataError(f"pattern ({rx}, {ry}) contains NaN or Inf values", scan.path)
+            return int(np.argmin(finite)), "contains NaN or Inf values"
     if not allow_blank:
         blank = block.reshape(len(block), -1).max(1) <= 0
         if blank.any():
-            rx, ry = scan.position(start + int(np.argmax(blank)))
-            raise DataError(
-                f"pattern ({rx}, {ry}) is all zeros (blanked beam or lost frame);"
-                " use --allow-blank to keep such patterns",
-                scan.path,
+            return int(np.argmax(blank)), (
+                "is all zeros (blanked beam or lost frame); use --allow-blank to keep such patterns"
             )
+    return None
+
+
+def check_block(scan: Scan, start: int, block: np.ndarray, allow_blank: bool) -> None:
+    """Reject NaN/Inf and (unless allowed) all-zero patterns, naming the position."""
+    bad = first_bad_pattern(block, allow_blank)
+    if bad is not None:
+        rx, ry = scan.position(start + bad[0])
+        raise DataError(f"pattern ({rx}, {ry}) {bad[1]}", scan.path)
