@@ -37,8 +37,8 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-# Every benchmark behind docs/benchmarks.md, one after another (about 85 min on 2 cores);
-# keep the machine otherwise idle. Simulated scans go to $(BENCH_DATA).
+# Every benchmark behind docs/benchmarks.md and docs/scaling.md, one after another (about
+# 100 min on 2 cores); keep the machine otherwise idle. Simulated scans go to $(BENCH_DATA).
 BENCH_DATA ?= /tmp/ghosttui-bench
 bench: $(STAMP)
 	mkdir -p $(BENCH_DATA)
@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/model_accuracy.py && \
 	$(BIN)/python benchmarks/input_size.py --sizes 32,64,128 && \
 	$(BIN)/python benchmarks/input_size.py --detector 512 --sizes 32,64 && \
+	$(BIN)/python benchmarks/series_predict.py && \
 	$(BIN)/python benchmarks/report.py --write
 
 clean:

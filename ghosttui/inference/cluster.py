@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,17 +96,20 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
             yield client
         return
     try:
-        cluster = LocalCluster(
-            n_workers=spec.workers or 1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=spec.dashboard,
-            # without a dashboard, the scheduler's HTTP server (health, metrics) on a free port
-            scheduler_kwargs=None if spec.dashboard else {"dashboard_address": ":0"},
-            resources=spec.resources or None,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # "Port 8787 is already in use ... instead": the address we print says where it is
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(
+                n_workers=spec.workers or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=spec.dashboard,
+                # without a dashboard, the scheduler's HTTP server (health, metrics) on a free port
+                scheduler_kwargs=None if spec.dashboard else {"dashboard_address": ":0"},
+                resources=spec.resources or None,
+                silence_logs=logging.ERROR,
+            )
     except (OSError, TimeoutError, RuntimeError) as exc:
         raise ClusterError(f"cannot start a local Dask cluster ({exc})") from exc
     with cluster, Client(cluster, set_as_default=False) as client:
@@ -130,6 +134,8 @@ def describe(client: Client, dashboard: bool = True) -> str:
             running = True
         if running:
             text += f"; dashboard {client.dashboard_link}"
+        else:
+            text += "; no dashboard pages without bokeh (pip install 'ghosttui[dashboard]')"
     return text
 
 
@@ -178,9 +184,11 @@ def result(future: Future, what: str) -> Any:
     except GhostError:
         raise
     except KilledWorker as exc:
+        last = getattr(exc, "last_worker", None)
+        where = f", the last {getattr(last, 'address', last)}" if last else ""
         raise ClusterError(
-            f"{what}: the Dask workers running it died, again on every retry ({exc}); "
-            "scans finished before it are kept"
+            f"{what}: the Dask worker running it died, and so did every retry "
+            f"(distributed.scheduler.allowed-failures{where}); scans finished before it are kept"
         ) from None
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"{what}: lost the Dask cluster ({exc})") from None

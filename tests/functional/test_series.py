@@ -4,6 +4,8 @@ the single-process engine and the predict / preprocess commands on a series."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -326,3 +328,22 @@ def test_preprocess_series_builds_the_caches_predict_then_reads(series_dir, cach
     shutil.copyfile(series_dir / "scan_1.h5", copy)
     (ref,) = discover_series([copy])
     assert plan_scan(ref, settings).cache == result.outcomes[0].cache
+
+
+def test_without_workers_nothing_of_dask_or_libertem_is_imported(
+    quick_model_session, sim_file, tmp_path
+):
+    code = (
+        "import sys\n"
+        "from ghosttui.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('distributed', 'dask', 'libertem') if m in sys.modules))\n"
+    )
+    out = tmp_path / "p.h5"
+    args = ["predict", str(quick_model_session), "--out", str(out), "--data", str(sim_file)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert out.exists()
