@@ -24,7 +24,7 @@ import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 from ghosttui.data.options import LoadOptions
 from ghosttui.errors import ClusterError, GhostError
 from ghosttui.inference import worker as tasks
-from ghosttui.inference.blocks import TASK_BYTES, ModelBundle, row_blocks
+from ghosttui.inference.blocks import TASK_BYTES, ModelBundle, ScanPlan, row_blocks
 from ghosttui.inference.report import Reporter, ScanOutcome
 from ghosttui.inference.series import ScanRef
 from ghosttui.inference.writer import SeriesWriter
@@ -206,10 +206,10 @@ def discover_on_worker(
 
 @dataclass(eq=False)
 class _ScanWork:
-    index: int
+    index: int  # in this run's list: names its tasks
     ref: ScanRef
     probabilities: np.ndarray | None = None
-    remaining: int = 0
+    remaining: int = 0  # blocks not yet back (-1: the plan is not back yet)
     started: float = 0.0
     route: str = ""
     futures: list[Future] = field(default_factory=list)
@@ -225,7 +225,13 @@ def predict_dask(
     reporter: Reporter,
     spec: ClusterSpec,
 ) -> list[ScanOutcome]:
-    """Classify ``refs`` on the cluster; the client writes each scan, in order."""
+    """Classify ``refs`` on the cluster; the client writes each scan, in order.
+
+    Each scan's plan (its cache, or its detector survey) is made on a worker and comes
+    back to the client, which sends it, stripped to what the pipeline needs (a few
+    kilobytes), with every block task: blocks then go to whichever worker is free,
+    instead of piling up where the plan was made.
+    """
     if not refs:
         return []
     wait_for_resources(client, spec.resources, spec.resource_timeout)
@@ -238,45 +244,56 @@ def predict_dask(
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
     todo = deque(enumerate(refs))
     in_flight: deque[_ScanWork] = deque()
-    where: dict[str, tuple[_ScanWork, int, int]] = {}
+    where: dict[str, tuple[_ScanWork, int, int]] = {}  # block key -> its scan and range
+    plans: dict[str, _ScanWork] = {}  # plan key -> its scan
     outcomes: list[ScanOutcome] = []
     running = as_completed(loop=client.loop)
 
-    def submit(index: int, ref: ScanRef) -> None:
-        work = _ScanWork(index, ref, started=time.perf_counter())
-        plan = client.submit(
+    def plan(index: int, ref: ScanRef) -> None:
+        work = _ScanWork(index, ref, remaining=-1, started=time.perf_counter())
+        future = client.submit(
             tasks.plan_task, ref, settings, key=f"ghosttui-plan-{token}-{index}", pure=False
         )
-        work.futures.append(plan)
-        for start, stop in row_blocks(ref, spec.task_bytes):
+        plans[future.key] = work
+        work.futures.append(future)
+        running.add(future)
+        in_flight.append(work)
+
+    def classify(work: _ScanWork, scan_plan: ScanPlan) -> None:
+        if scan_plan.detector is not None:
+            scan_plan = replace(scan_plan, detector=replace(scan_plan.detector, mean_pattern=None))
+        blocks = row_blocks(work.ref, spec.task_bytes)
+        work.remaining = len(blocks)
+        for start, stop in blocks:
             future = client.submit(
                 tasks.classify_task,
-                plan,
+                scan_plan,
                 settings,
                 plugin,
                 start,
                 stop,
-                key=f"ghosttui-classify-{token}-{index}-{start}",
+                key=f"ghosttui-classify-{token}-{work.index}-{start}",
                 resources=spec.resources or None,
                 pure=False,
             )
             where[future.key] = (work, start, stop)
             work.futures.append(future)
-            work.remaining += 1
             running.add(future)
-        in_flight.append(work)
 
-    def unfinished_tasks() -> int:
-        return sum(w.remaining for w in in_flight)
+    def busy() -> int:
+        return sum(max(w.remaining, 1) for w in in_flight)
 
     try:
         while todo or in_flight:
             while todo and (
-                not in_flight
-                or (len(in_flight) < spec.scans_in_flight and unfinished_tasks() < 2 * threads)
+                not in_flight or (len(in_flight) < spec.scans_in_flight and busy() < 2 * threads)
             ):
-                submit(*todo.popleft())
+                plan(*todo.popleft())
             future = next(running)
+            if future.key in plans:
+                work = plans.pop(future.key)
+                classify(work, result(future, f"{work.ref.label}: planning"))
+                continue
             work, start, stop = where.pop(future.key)
             rows = f"rows {start // work.ref.shape[1]}-{(stop - 1) // work.ref.shape[1]}"
             block, work.route = result(future, f"{work.ref.label}: {rows}")
