@@ -78,10 +78,11 @@ class ModelBundle:
 
 @dataclass(eq=False)
 class ScanPlan:
-    """How a scan is classified: from its cache, or raw through a pipeline for its detector."""
+    """How a scan is classified: raw through a pipeline for its detector, or from its cache
+    where that file exists (a Dask worker on another machine may not have it)."""
 
     ref: ScanRef
-    detector: DetectorSurvey | None = None
+    detector: DetectorSurvey
     cache: str | None = None
 
 
@@ -92,17 +93,18 @@ def cache_file(ref: ScanRef, settings: PreprocessSettings, cache_dir: str | None
 
 
 def plan_scan(ref: ScanRef, settings: PreprocessSettings, cache_dir: str | None = None) -> ScanPlan:
-    """Use the scan's cache when one exists here, else survey its detector."""
+    """The scan's cache when one exists here (and the survey it was built with), else a
+    survey of its detector."""
     target = cache_file(ref, settings, cache_dir)
     if target.exists():
         try:
             with PatternCache(target) as cache:
                 if cache.scan_shape == tuple(ref.shape[:2]):
-                    return ScanPlan(ref, cache=str(target))
-        except DataError:
+                    return ScanPlan(ref, cache.detector(), str(target))
+        except (DataError, KeyError):
             pass  # stale or damaged: classify the raw patterns instead
     with ref.open() as scan:
-        return ScanPlan(ref, detector=survey(scan, settings))
+        return ScanPlan(ref, survey(scan, settings))
 
 
 def row_blocks(ref: ScanRef, task_bytes: int = TASK_BYTES) -> list[tuple[int, int]]:
@@ -128,10 +130,9 @@ def classify_range(
     The next batch is read while the current one is classified; ``progress`` gets the
     number of patterns done so far.
     """
-    if plan.cache is not None:
+    if plan.cache is not None and Path(plan.cache).exists():
         with PatternCache(plan.cache) as cache:
             return _stream(cache.read, None, start, stop, CACHE_BATCH, model, device, progress)
-    assert plan.detector is not None
     pipeline = PatternPipeline(settings, plan.detector)
     with plan.ref.open() as scan:
         per_pattern = scan.shape[2] * scan.shape[3] * max(4, scan.dtype.itemsize)

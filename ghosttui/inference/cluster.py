@@ -3,9 +3,10 @@
 
 The client never opens a data file: it sends paths, pattern ranges and settings.
 Series discovery runs as a task on a worker; every scan gets one planning task
-(its cache, or a survey of its detector) and one classification task per block
-of rows (:data:`~ghosttui.inference.blocks.TASK_BYTES` of raw data), so one large
-scan spreads over many workers. The model reaches every worker once, in a
+(its cache, or a survey of its detector), whose small result the client sends
+with each of the scan's classification tasks, one per block of rows
+(:data:`~ghosttui.inference.blocks.TASK_BYTES` of raw data), so one large scan
+spreads over every free worker. The model reaches every worker once, in a
 worker plugin. Results come back as small probability arrays; the client writes
 each scan when all its blocks are in and every earlier scan is written, so the
 file fills in order. At most a few scans are in flight at once, which bounds the
@@ -260,8 +261,7 @@ def predict_dask(
         in_flight.append(work)
 
     def classify(work: _ScanWork, scan_plan: ScanPlan) -> None:
-        if scan_plan.detector is not None:
-            scan_plan = replace(scan_plan, detector=replace(scan_plan.detector, mean_pattern=None))
+        scan_plan = replace(scan_plan, detector=replace(scan_plan.detector, mean_pattern=None))
         blocks = row_blocks(work.ref, spec.task_bytes)
         work.remaining = len(blocks)
         for start, stop in blocks:

@@ -118,7 +118,7 @@ def classify_task(
     """Probabilities of patterns ``start..stop``, and whether they came from a cache or raw."""
     model, device = get_worker().plugins[plugin].model()
     probabilities = classify_range(plan, settings, model, device, start, stop)
-    return probabilities, "cache" if plan.cache else "raw"
+    return probabilities, "cache" if plan.cache and Path(plan.cache).exists() else "raw"
 
 
 @on_worker

@@ -33,7 +33,7 @@ from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import DataError
-from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
+from ghosttui.patterns.preprocess import DetectorSurvey, PatternPipeline, check_block, survey
 from ghosttui.patterns.settings import PreprocessSettings
 
 CACHE_FORMAT = 1
@@ -123,6 +123,16 @@ class PatternCache:
     @property
     def size(self) -> int:
         return self.shape[2]
+
+    def detector(self) -> DetectorSurvey:
+        """The survey this cache was built with: hot pixels and direct beam (no mean pattern)."""
+        attrs = self._file.attrs
+        return DetectorSurvey(
+            shape=self.detector_shape,
+            hot_pixels=np.asarray(attrs["hot_pixels"], np.int64),
+            beam_centre=self.beam_centre,
+            beam_radius=float(attrs["beam_radius"]),
+        )
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Model inputs for flat positions ``start..stop``: (n, S, S) float32."""

@@ -16,7 +16,13 @@ from ghosttui.data.formats import open_scan
 from ghosttui.data.options import LoadOptions
 from ghosttui.errors import DataError, ModelError
 from ghosttui.inference import blocks
-from ghosttui.inference.blocks import ModelBundle, classify_range, plan_scan, row_blocks
+from ghosttui.inference.blocks import (
+    ModelBundle,
+    ScanPlan,
+    classify_range,
+    plan_scan,
+    row_blocks,
+)
 from ghosttui.inference.jobs import predict_session, preprocess_series
 from ghosttui.inference.report import Reporter
 from ghosttui.inference.series import discover_series, expand_inputs
@@ -142,6 +148,15 @@ def test_raw_blocks_and_the_cache_give_the_same_probabilities(
         rtol=0,
     )
     assert np.array_equal(from_cache.argmax(1), whole.argmax(1))
+    # the plan carries the survey the cache was built with: a worker without the cache file
+    # classifies the raw patterns with it, and gets the same probabilities again
+    np.testing.assert_array_equal(cache_plan.detector.hot_pixels, raw_plan.detector.hot_pixels)
+    assert cache_plan.detector.beam_centre == raw_plan.detector.beam_centre
+    assert cache_plan.detector.beam_radius == raw_plan.detector.beam_radius
+    elsewhere = ScanPlan(ref, cache_plan.detector, str(tmp_path / "not-on-this-worker.h5"))
+    np.testing.assert_array_equal(
+        classify_range(elsewhere, settings, model, CPU, 0, ref.n_patterns), whole
+    )
 
 
 # -- the writer ------------------------------------------------------------------------------
