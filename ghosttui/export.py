@@ -93,15 +93,21 @@ def with_colourbar(
     return np.asarray(canvas)
 
 
-def export_session(session: Session, out: str | Path, round: int | None = None) -> list[Path]:
-    """Write the domain map, confidence map, probabilities, labels and model to ``out``."""
-    loaded = session.load_predictions(round)
-    if loaded is None:
-        what = f"round {round}" if round is not None else "any round"
+def export_session(
+    session: Session, out: str | Path, round: int | None = None, model_id: int | None = None
+) -> list[Path]:
+    """Write the domain map, confidence map, probabilities, labels and model to ``out``.
+
+    The model is the one in use, or the last of ``round``, or model ``model_id``.
+    """
+    record = session.find_model(round, model_id)
+    probabilities = session.load_predictions(record)
+    if probabilities is None:
         raise SessionError(
-            f"session '{session.name}' has no predictions for {what}; run `ghosttui train` first"
+            f"session '{session.name}': model {record.id} has no prediction file "
+            f"({record.predictions})"
         )
-    probabilities, round = loaded
+    round = record.round
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +142,7 @@ def export_session(session: Session, out: str | Path, round: int | None = None) 
     written.append(out / "predictions.h5")
     export_labels(session.store, out / "labels.csv")
     written.append(out / "labels.csv")
-    checkpoint = session.checkpoint_path(round)
+    checkpoint = session.dir / record.checkpoint
     if checkpoint.exists():
         written.append(_atomic(out / "model.pt", lambda tmp: shutil.copyfile(checkpoint, tmp)))
     return written

@@ -60,6 +60,12 @@ def bench(
     classes: Annotated[
         str, typer.Option("--classes", help="Class names the truth indexes.")
     ] = "horizontal,vertical,none",
+    learner: Annotated[
+        str | None,
+        typer.Option(
+            "--learner", help="cnn, logreg (the baseline), ...; default: a new session's default."
+        ),
+    ] = None,
     label_noise: Annotated[
         float,
         typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
@@ -95,10 +101,14 @@ def bench(
         summary_table,
         write_json,
     )
+    from ghosttui.loop.report import mean_text
+    from ghosttui.model.learners import check_learner
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
 
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
+    if learner is not None:
+        check_learner(learner)
     budgets = _ints(budget, "--budget")
     seeds = _ints(seed, "--seed")
     names = [c.strip() for c in classes.split(",") if c.strip()]
@@ -118,8 +128,11 @@ def bench(
 
     def report(run) -> None:
         err_console.print(
-            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed}: accuracy {run.accuracy:.2%} "
-            f"(unlabelled {run.accuracy_unlabelled:.2%}), {run.labels} labels, {run.rounds} rounds, {run.seconds:.0f} s"
+            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
+            f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
+            f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%}); "
+            f"{run.labels} training + {run.holdout} holdout labels, {run.rounds} rounds, "
+            f"{run.models} models, {run.seconds:.0f} s"
         )
 
     runs = run_bench(
@@ -131,15 +144,16 @@ def bench(
         seeds,
         options=options,
         preprocess=settings,
+        learner=learner,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,
         on_run=report,
     )
     elapsed = time.perf_counter() - started
-    order, budget_rows, cells = summary_table(runs)
+    order, budget_rows, _ = summary_table(runs)
     table = Table(
-        title=f"whole-map accuracy vs truth, mean ± std over {len(seeds)} seeds",
+        title="whole-map accuracy against the truth (mean ± std over seeds); training labels",
         title_justify="left",
     )
     table.add_column("labels", justify="right")
@@ -149,7 +163,7 @@ def bench(
         table.add_row(
             str(b),
             *[
-                f"{cells[(b, s)][0]:.1%} ± {cells[(b, s)][1]:.1%}" if (b, s) in cells else "-"
+                mean_text([r.accuracy for r in runs if r.budget == b and r.strategy == s])
                 for s in order
             ],
         )

@@ -129,13 +129,27 @@ def labels_export(
 
 
 @app.command()
-def status(name: SessionName, directory: SessionDir = None) -> None:
-    """Labels per class and source, rounds, held-out accuracy and the stopping signal."""
-    from ghosttui.sampling.stopping import stability
+def status(
+    name: SessionName,
+    directory: SessionDir = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the numbers as JSON, for scripts.")
+    ] = False,
+) -> None:
+    """Labels, rounds, the model in use and its honest accuracy, and the stopping rule."""
+    import json
+
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.report import accuracy_text, cv_text, holdout_text
     from ghosttui.session.session import Session
 
     with Session.open(name, directory=directory, writable=False) as session:
-        labels = session.store.labels().values()
+        loop = LabellingController(session, resume=False)
+        summary = loop.summary()
+        if json_out:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        labels = list(session.store.labels().values())
         rx, ry = session.scan_shape
         console.print(
             f"[bold]{session.name}[/]  {session.settings.data.path}  ({rx}x{ry}, {session.settings.data.format})"
@@ -161,42 +175,64 @@ def status(name: SessionName, directory: SessionDir = None) -> None:
         )
         console.print(counts)
         console.print(
-            f"queue: {len(session.store.pending())} pending; labelling round {session.store.round}"
+            f"round {summary['round']} ({summary['rounds']} ended); "
+            f"{summary['pending']} queries pending; {summary['message']}"
         )
-        rounds = session.trained_rounds()
-        if not rounds:
+        models = session.store.models()
+        if not models:
             console.print(
-                "no model yet: run `ghosttui train` or press the retrain key in `ghosttui label`"
+                "no model yet: one trains when the first round ends (or `ghosttui train`)"
             )
             return
-        table = Table(title="rounds", title_justify="left")
+        table = Table(title="models", title_justify="left")
         for col in (
+            "model",
             "round",
             "labels",
-            "val acc",
-            "holdout acc (95% CI)",
+            "state",
+            "holdout acc",
+            "cv acc",
             "changed",
-            "kappa",
-            "epochs",
             "train s",
         ):
-            table.add_column(col, justify="right")
-        for r in rounds:
-            m = r["metrics"]
-            holdout = "-"
-            if "holdout_accuracy" in m:
-                lo, hi = m["holdout_ci"]
-                holdout = f"{m['holdout_accuracy']:.1%} ({lo:.0%}-{hi:.0%}, n={m['holdout_n']})"
+            table.add_column(col, justify="right" if col not in ("state",) else "left")
+        for m in models:
+            metrics = m.metrics
             table.add_row(
-                str(r["round"]),
-                str(m.get("labels", "")),
-                f"{m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else "-",
-                holdout,
-                f"{m['changed_fraction']:.2%}" if "changed_fraction" in m else "-",
-                f"{m['kappa_previous']:.3f}" if "kappa_previous" in m else "-",
-                str(m.get("epochs_run", "")),
-                f"{m.get('seconds_train', 0):.1f}",
+                str(m.id),
+                str(m.round),
+                str(metrics.get("labels", "")),
+                m.state,
+                holdout_text(metrics),
+                cv_text(metrics),
+                f"{metrics['changed_fraction']:.2%}" if "changed_fraction" in metrics else "-",
+                f"{metrics.get('seconds_train', 0):.1f}",
             )
         console.print(table)
-        signal = stability(rounds)
-        console.print(f"stopping signal: [bold]{signal.verdict}[/] ({signal.reason})")
+        estimate = summary["accuracy_estimate"]
+        console.print(
+            "model in use: "
+            + (
+                f"{summary['model_id']} (round {summary['model_round']}, {summary['model_learner']})"
+                if summary["model_id"] is not None
+                else "none"
+            )
+            + (
+                "  [yellow]stale: it trained on labels since undone or changed[/]"
+                if summary["model_stale"]
+                else ""
+            )
+        )
+        for candidate in summary["candidates"]:
+            console.print(
+                f"[yellow]candidate[/] model {candidate['id']} (round {candidate['round']}): "
+                f"{candidate['reason']}; `ghosttui train {session.name} --promote` takes it"
+            )
+        console.print(
+            "accuracy estimate: "
+            + accuracy_text(estimate["value"], estimate["ci95"], estimate["n"], what="holdout")
+        )
+        console.print(
+            f"stopping: [bold]{'met' if summary['stable'] else 'not met'}[/] "
+            f"({summary['stability']}: {summary['stability_reason']}); rule: {summary['stopping_rule']}"
+        )

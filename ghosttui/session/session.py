@@ -6,8 +6,9 @@
                             classes with keys and colours, model, sampling, keys)
     labels.sqlite           every label event, the query queue, rounds
     .lock                   who holds the session (see SessionLock)
-    checkpoints/round-NNNN.pt
-    predictions/round-NNNN.h5   class probabilities (Rx, Ry, C) per round
+    checkpoints/rRRRR-eEEEEEE-XXXXXX.pt   a model trained at round R on the labels up
+                                        to event E (the database says which is current)
+    predictions/rRRRR-eEEEEEE-XXXXXX.h5   its class probabilities (Rx, Ry, C)
 
 The pattern cache lives in the shared cache directory, keyed by the data's
 fingerprint and the preprocessing settings, so two sessions on one scan share
@@ -19,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from ghosttui.session.settings import (
     read_settings,
     write_settings,
 )
-from ghosttui.session.store import LabelStore
+from ghosttui.session.store import LabelStore, ModelRecord
 
 SETTINGS = "session.toml"
 DATABASE = "labels.sqlite"
@@ -234,47 +234,53 @@ class Session:
         return self._scan
 
     # -- models and predictions -------------------------------------------------------------
-    def checkpoint_path(self, round: int) -> Path:
-        return self.dir / "checkpoints" / f"round-{round:04d}.pt"
+    def current_model(self) -> ModelRecord | None:
+        """The model in use: its map is shown, it drives the queue, ``predict`` applies it."""
+        return self.store.current_model()
 
-    def predictions_path(self, round: int) -> Path:
-        return self.dir / "predictions" / f"round-{round:04d}.h5"
+    def find_model(self, round: int | None = None, model_id: int | None = None) -> ModelRecord:
+        """The current model, the last model of ``round``, or model ``model_id``."""
+        models = self.store.models()
+        if model_id is not None:
+            found = next((m for m in models if m.id == model_id), None)
+            what = f"no model {model_id}"
+        elif round is not None:
+            found = next((m for m in reversed(models) if m.round == round), None)
+            what = f"no model of round {round}"
+        else:
+            found = self.current_model()
+            what = "no trained model; run `ghosttui train` (or label a round) first"
+        if found is None:
+            raise SessionError(f"session '{self.name}': {what}")
+        return found
 
-    def trained_rounds(self) -> list[dict[str, Any]]:
-        return [r for r in self.store.rounds() if r["finished"] is not None and r["checkpoint"]]
-
-    def latest_checkpoint(self) -> Checkpoint | None:
-        rounds = self.trained_rounds()
-        if not rounds:
-            return None
+    def load_model(self, record: ModelRecord) -> Checkpoint:
         return load_checkpoint(
-            self.dir / rounds[-1]["checkpoint"], session_id=self.settings.id, classes=self.classes
+            self.dir / record.checkpoint, session_id=self.settings.id, classes=self.classes
         )
 
-    def save_predictions(self, round: int, probabilities: np.ndarray) -> Path:
+    def save_predictions(self, stem: str, round: int, probabilities: np.ndarray) -> Path:
         from ghosttui.model.outputs import write_probabilities
 
         return write_probabilities(
-            self.predictions_path(round),
+            self.dir / "predictions" / f"{stem}.h5",
             probabilities,
             self.classes,
             round=round,
             session=self.name,
         )
 
-    def load_predictions(self, round: int | None = None) -> tuple[np.ndarray, int] | None:
-        """Probabilities (Rx, Ry, C) of ``round`` (default: the latest trained round)."""
+    def load_predictions(self, record: ModelRecord | None = None) -> np.ndarray | None:
+        """Probabilities (Rx, Ry, C) of ``record`` (default: the current model), if any."""
         from ghosttui.model.outputs import read_probabilities
 
-        if round is None:
-            rounds = self.trained_rounds()
-            if not rounds:
-                return None
-            round = rounds[-1]["round"]
-        path = self.predictions_path(round)
+        record = record or self.current_model()
+        if record is None:
+            return None
+        path = self.dir / record.predictions
         if not path.exists():
             return None
-        return read_probabilities(path), round
+        return read_probabilities(path)
 
     def close(self) -> None:
         if self._cache is not None:

@@ -30,6 +30,7 @@ DEFAULT_ACTION_KEYS = {
     "skip": "space",
     "undo": "u",
     "retrain": "r",
+    "promote": "p",
     "external": "o",
     "raw": "w",
     "contrast": "c",
@@ -69,21 +70,22 @@ class DataSpec:
 
 @dataclass
 class ModelSpec:
-    arch: str = "ghostnet"
+    learner: str = "cnn"  # see ghosttui.model.learners
+    arch: str = "ghostnet"  # the network of the cnn learner
     width: int = 16
     epochs: int = 50
-    keep: str = "last"  # or "best": early stopping on the validation split (see TrainConfig)
-    patience: int = 20
     seed: int = 0
     device: str = "auto"
-    warm_start: bool = False  # measured: from-scratch rounds beat warm starts (docs/benchmarks.md)
     rotation_swap: list[list[str]] = field(
         default_factory=list
     )  # e.g. [["horizontal", "vertical"]]
 
-    def __post_init__(self) -> None:
-        if self.keep not in ("best", "last"):
-            raise ValueError(f"model.keep must be 'best' or 'last' (got {self.keep!r})")
+    # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
+    RETIRED = ("keep", "patience", "warm_start")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(**{k: v for k, v in data.items() if k not in cls.RETIRED})
 
 
 @dataclass
@@ -97,8 +99,15 @@ class SamplingSpec:
     round_size: int = 0  # uncertainty queries per round; 0: max(10, budget // 6)
     diversity_radius: int = 3  # no two uncertainty queries closer than this (positions)
     uncertainty: str = "margin"  # or "entropy"
-    holdout: int = 0  # random positions labelled for an unbiased accuracy estimate
+    # random positions labelled in the first round and never trained on, for an unbiased
+    # accuracy estimate; -1: 10% of the budget (at least 5)
+    holdout: int = -1
     seed: int = 0
+
+    @property
+    def holdout_size(self) -> int:
+        """Holdout positions to queue (on top of the training budget)."""
+        return self.holdout if self.holdout >= 0 else max(5, round(0.1 * self.budget))
 
     @property
     def round_length(self) -> int:
@@ -164,7 +173,7 @@ class SessionSettings:
                 data=DataSpec(**doc["data"]),
                 classes=[ClassSpec(**c) for c in doc["classes"]],
                 preprocess=PreprocessSettings.from_dict(doc.get("preprocess", {})),
-                model=ModelSpec(**doc.get("model", {})),
+                model=ModelSpec.from_dict(doc.get("model", {})),
                 sampling=SamplingSpec(**doc.get("sampling", {})),
                 keys={**DEFAULT_ACTION_KEYS, **doc.get("keys", {})},
             )

@@ -6,9 +6,18 @@ Events are appended, never edited: ``label`` (a first label at a position),
 the events that are not undone, so undo any number of steps back restores
 exactly what was there before, relabels included.
 
-The query queue (what to show next, with where each query came from) and the
-labeller's place in it live in the same database, so a session resumes at the
-same query, queue and round after a quit, a crash or ``kill -9``.
+The query queue (what to show next, with where each query came from), the
+labeller's place in it, the *rounds* and the *models* live in the same
+database, so a session resumes at the same query, queue and round after a
+quit, a crash or ``kill -9``.
+
+A **round** is one batch of queries that the schedule planned at once (the
+coarse grid with the holdout, one boundary pass, one uncertainty batch, ...).
+It ends when every query of it is answered (labelled or skipped); the event
+that ended it is recorded, so the labels "as of the end of round r" can be
+replayed exactly at any later time. A **model** is trained on such a
+snapshot; the ``models`` table says which model is *current* (drives the map
+and the queue), which are *candidates* (trained, not taken) or *retired*.
 
 The database runs in WAL mode with ``synchronous=FULL``: a committed
 transaction survives a power cut.
@@ -30,7 +39,8 @@ import numpy as np
 from ghosttui.errors import SessionError
 from ghosttui.session.settings import SOURCES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MODEL_STATES = ("current", "candidate", "retired")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -56,13 +66,29 @@ CREATE TABLE IF NOT EXISTS queue (
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'skipped', 'dropped'))
 );
 CREATE INDEX IF NOT EXISTS queue_state ON queue (state, id);
-CREATE TABLE IF NOT EXISTS rounds (
+CREATE TABLE IF NOT EXISTS round_plans (
     round INTEGER PRIMARY KEY,
-    finished REAL NOT NULL,
-    checkpoint TEXT,
-    metrics TEXT
+    planned REAL NOT NULL,
+    message TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    ended_event INTEGER
+);
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    round INTEGER NOT NULL,
+    created REAL NOT NULL,
+    up_to_event INTEGER NOT NULL,
+    labels_digest TEXT NOT NULL,
+    checkpoint TEXT NOT NULL,
+    predictions TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('current', 'candidate', 'retired')),
+    reason TEXT NOT NULL DEFAULT '',
+    metrics TEXT NOT NULL DEFAULT '{}'
 );
 """
+# sessions made before rounds and models were separated kept one "rounds" table of trained
+# rounds; it is read once into "models" (see LabelStore._migrate_trained_rounds)
+LEGACY_ROUNDS = "rounds"
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,37 @@ class Label:
     source: str
     round: int
     event: int
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """A planned round: what the schedule said and, once answered, the event that ended it."""
+
+    round: int
+    planned: float
+    message: str
+    schedule: dict[str, Any]
+    ended_event: int | None
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_event is not None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A trained model: on the labels as of event ``up_to_event`` (the end of ``round``)."""
+
+    id: int
+    round: int
+    created: float
+    up_to_event: int
+    labels_digest: str
+    checkpoint: str
+    predictions: str
+    state: str
+    reason: str
+    metrics: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -124,6 +181,7 @@ class LabelStore:
                 db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
+            self._migrate_trained_rounds()
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
@@ -187,10 +245,6 @@ class LabelStore:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
-    @property
-    def round(self) -> int:
-        return int(self.get_meta("round", 1))
-
     # -- events -----------------------------------------------------------------
     def events(self) -> list[Event]:
         rows = self._rows(
@@ -202,6 +256,14 @@ class LabelStore:
     def last_event_id(self) -> int:
         return int(self._rows("SELECT MAX(id) FROM events")[0][0] or 0)
 
+    def labels_at(self, event_id: int) -> dict[tuple[int, int], Label]:
+        """The labels as they stood right after event ``event_id`` (a replay of the log up to it).
+
+        An undo recorded later does not change this: it is the snapshot a model trained on.
+        """
+        events = [e for e in self.events() if e.id <= event_id]
+        return _replay(events)
+
     def labels(self) -> dict[tuple[int, int], Label]:
         """The current label of every labelled position (replay of the events not undone).
 
@@ -212,13 +274,7 @@ class LabelStore:
             last = self.last_event_id()
             if self._replayed is not None and self._replayed[0] == last:
                 return dict(self._replayed[1])
-            events = self.events()
-            undone = {e.undoes for e in events if e.kind == "undo"}
-            current: dict[tuple[int, int], Label] = {}
-            for e in events:
-                if e.id in undone or e.kind in ("undo", "skip"):
-                    continue
-                current[(e.rx, e.ry)] = Label(e.rx, e.ry, e.cls or "", e.source, e.round, e.id)
+            current = _replay(self.events())
             self._replayed = (last, current)
             return dict(current)
 
@@ -372,27 +428,205 @@ class LabelStore:
                 )
         return cur.rowcount
 
+    def queue_item(self, item_id: int) -> QueueItem:
+        rows = self._rows(
+            "SELECT id, rx, ry, source, round, priority, state FROM queue WHERE id = ?", (item_id,)
+        )
+        if not rows:
+            raise SessionError(f"label database has no query {item_id}", self.path)
+        return QueueItem(*rows[0])
+
+    def last_answer_in_round(self, round: int) -> int | None:
+        """The latest event (not undone) that answered a query of ``round``."""
+        rows = self._rows(
+            "SELECT MAX(e.id) FROM events e JOIN queue q ON e.queue_item = q.id"
+            " WHERE q.round = ? AND e.kind != 'undo'"
+            " AND e.id NOT IN (SELECT undoes FROM events WHERE undoes IS NOT NULL)",
+            (round,),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def queued_positions(self) -> set[tuple[int, int]]:
         """Every position ever queued (pending, done or skipped): never queued twice by the sampler."""
         rows = self._rows("SELECT rx, ry FROM queue WHERE state != 'dropped'")
         return {(int(a), int(b)) for a, b in rows}
 
     # -- rounds -----------------------------------------------------------------
-    def finish_round(self, round: int, checkpoint: str, metrics: dict[str, Any]) -> None:
-        """Record a trained round and move labelling on to the next one (one transaction)."""
+    @property
+    def round(self) -> int:
+        """The round being labelled now (1 until the first round is planned)."""
+        return int(self.get_meta("round", 1))
+
+    def plan_round(
+        self,
+        round: int,
+        items: Iterable[tuple[int, int, str, float]],
+        message: str,
+        schedule: dict[str, Any],
+    ) -> int:
+        """Queue round ``round``'s queries and make it the round being labelled (one transaction)."""
+        items = list(items)
+        for rx, ry, source, _ in items:
+            self._check_position(rx, ry)
+            self._check_source(source)
+        with self._transaction() as db:
+            pending = {(q.rx, q.ry) for q in self.pending()}
+            rows = []
+            for rx, ry, source, priority in items:
+                if (rx, ry) in pending:
+                    continue
+                pending.add((rx, ry))
+                rows.append((int(rx), int(ry), source, round, float(priority)))
+            db.executemany(
+                "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO round_plans (round, planned, message, schedule, ended_event)"
+                " VALUES (?, ?, ?, ?, NULL)",
+                (round, time.time(), message, json.dumps(schedule)),
+            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round),))
+        return len(rows)
+
+    def end_round(self, round: int, event_id: int) -> None:
+        """Record that ``event_id`` answered the last query of ``round``."""
+        with self._transaction() as db:
+            db.execute("UPDATE round_plans SET ended_event = ? WHERE round = ?", (event_id, round))
+
+    def reopen_round(self, round: int) -> int:
+        """Undo reached back into ``round``: forget every later round that was planned.
+
+        Pending queries of later rounds are dropped and their plans deleted (their answered
+        queries were undone already: undo goes back one event at a time). Returns the number
+        of rounds forgotten.
+        """
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO rounds (round, finished, checkpoint, metrics) VALUES (?, ?, ?, ?)",
-                (round, time.time(), checkpoint, json.dumps(metrics)),
+                "UPDATE queue SET state = 'dropped' WHERE state = 'pending' AND round > ?", (round,)
             )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round + 1),))
+            gone = db.execute("DELETE FROM round_plans WHERE round > ?", (round,)).rowcount
+            db.execute("UPDATE round_plans SET ended_event = NULL WHERE round = ?", (round,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round),))
+        return gone
 
-    def rounds(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT round, finished, checkpoint, metrics FROM rounds ORDER BY round")
-        return [
-            {"round": r, "finished": f, "checkpoint": c, "metrics": json.loads(m) if m else {}}
-            for r, f, c, m in rows
-        ]
+    def round_plans(self) -> list[RoundPlan]:
+        rows = self._rows(
+            "SELECT round, planned, message, schedule, ended_event FROM round_plans ORDER BY round"
+        )
+        return [RoundPlan(r, p, m, json.loads(sch), e) for r, p, m, sch, e in rows]
+
+    def round_plan(self, round: int) -> RoundPlan | None:
+        return next((p for p in self.round_plans() if p.round == round), None)
+
+    def pending_in_round(self, round: int) -> int:
+        rows = self._rows(
+            "SELECT COUNT(*) FROM queue WHERE state = 'pending' AND round = ?", (round,)
+        )
+        return int(rows[0][0])
+
+    # -- models -------------------------------------------------------------------
+    def add_model(
+        self,
+        *,
+        round: int,
+        up_to_event: int,
+        labels_digest: str,
+        checkpoint: str,
+        predictions: str,
+        state: str,
+        reason: str,
+        metrics: dict[str, Any],
+    ) -> ModelRecord:
+        """Record a trained model; a new *current* model retires the previous one."""
+        if state not in MODEL_STATES:
+            raise ValueError(f"unknown model state {state!r}")
+        now = time.time()
+        with self._transaction() as db:
+            if state == "current":
+                db.execute("UPDATE models SET state = 'retired' WHERE state = 'current'")
+            cursor = db.execute(
+                "INSERT INTO models (round, created, up_to_event, labels_digest, checkpoint,"
+                " predictions, state, reason, metrics) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    round,
+                    now,
+                    up_to_event,
+                    labels_digest,
+                    checkpoint,
+                    predictions,
+                    state,
+                    reason,
+                    json.dumps(metrics),
+                ),
+            )
+            model_id = int(cursor.lastrowid)
+        return ModelRecord(
+            model_id,
+            round,
+            now,
+            up_to_event,
+            labels_digest,
+            checkpoint,
+            predictions,
+            state,
+            reason,
+            metrics,
+        )
+
+    def set_model_state(self, model_id: int, state: str, reason: str) -> None:
+        if state not in MODEL_STATES:
+            raise ValueError(f"unknown model state {state!r}")
+        with self._transaction() as db:
+            if state == "current":
+                db.execute("UPDATE models SET state = 'retired' WHERE state = 'current'")
+            db.execute(
+                "UPDATE models SET state = ?, reason = ? WHERE id = ?", (state, reason, model_id)
+            )
+
+    def models(self) -> list[ModelRecord]:
+        rows = self._rows(
+            "SELECT id, round, created, up_to_event, labels_digest, checkpoint, predictions,"
+            " state, reason, metrics FROM models ORDER BY id"
+        )
+        return [ModelRecord(*row[:9], json.loads(row[9] or "{}")) for row in rows]
+
+    def model(self, model_id: int) -> ModelRecord | None:
+        return next((m for m in self.models() if m.id == model_id), None)
+
+    def current_model(self) -> ModelRecord | None:
+        return next((m for m in reversed(self.models()) if m.state == "current"), None)
+
+    def _migrate_trained_rounds(self) -> None:
+        """Sessions made before models had their own table: their trained rounds become models."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if LEGACY_ROUNDS not in tables:
+            return
+        with self._transaction() as db:
+            if db.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 0:
+                rows = db.execute(
+                    f"SELECT round, finished, checkpoint, metrics FROM {LEGACY_ROUNDS}"
+                    " WHERE checkpoint IS NOT NULL ORDER BY round"
+                ).fetchall()
+                last = self.last_event_id()
+                for i, (round, finished, checkpoint, metrics) in enumerate(rows):
+                    data = json.loads(metrics or "{}")
+                    predictions = f"predictions/round-{round:04d}.h5"
+                    db.execute(
+                        "INSERT INTO models (round, created, up_to_event, labels_digest, checkpoint,"
+                        " predictions, state, reason, metrics) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (
+                            round,
+                            finished,
+                            last,
+                            data.get("labels_digest", ""),
+                            checkpoint,
+                            predictions,
+                            "current" if i == len(rows) - 1 else "retired",
+                            "trained before rounds and models were separated",
+                            json.dumps(data),
+                        ),
+                    )
+            db.execute(f"DROP TABLE {LEGACY_ROUNDS}")
 
     def training_digest(self, labels: dict[tuple[int, int], Label] | None = None) -> str:
         """A digest of the training labels (holdout excluded): equal digests, equal labels.
@@ -420,3 +654,14 @@ class LabelStore:
         positions = np.array([(lab.rx, lab.ry) for lab in chosen], dtype=np.int64).reshape(-1, 2)
         classes = np.array([self.classes.index(lab.cls) for lab in chosen], dtype=np.int64)
         return positions, classes, [lab.source for lab in chosen]
+
+
+def _replay(events: list[Event]) -> dict[tuple[int, int], Label]:
+    """The labels left by a list of events, undos applied."""
+    undone = {e.undoes for e in events if e.kind == "undo"}
+    current: dict[tuple[int, int], Label] = {}
+    for e in events:
+        if e.id in undone or e.kind in ("undo", "skip"):
+            continue
+        current[(e.rx, e.ry)] = Label(e.rx, e.ry, e.cls or "", e.source, e.round, e.id)
+    return current

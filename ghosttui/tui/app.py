@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from textual import events, work
@@ -18,6 +18,8 @@ from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError
 from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.report import accuracy_text
+from ghosttui.loop.rounds import TrainedModel, TrainingJob
 from ghosttui.session.session import Session
 from ghosttui.session.settings import SessionSettings
 from ghosttui.tui.idle_gc import IdleCollector
@@ -35,7 +37,12 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training 
 ACTIONS: dict[str, tuple[str, str, bool]] = {
     "skip": ("skip", "skip this query", True),
     "undo": ("undo", "undo the last label (repeat to go further back)", True),
-    "retrain": ("retrain", "retrain the model now, in the background", True),
+    "retrain": ("retrain", "train a model on the labels so far, in the background", True),
+    "promote": (
+        "promote",
+        "use the newest candidate model (one that measured worse) anyway",
+        False,
+    ),
     "external": ("viewer", "open the pattern in an external viewer", False),
     "raw": ("raw", "toggle raw detector pattern / model input", True),
     "contrast": ("contrast", "cycle contrast: linear, log, gamma", False),
@@ -95,15 +102,17 @@ class TrainingProgress(Message):
 
 
 class TrainingFinished(Message):
-    def __init__(self, round: int, probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
+    def __init__(self, trained: TrainedModel) -> None:
         super().__init__()
-        self.round, self.probabilities, self.metrics = round, probabilities, metrics
+        self.trained = trained
 
 
-class TrainingFailed(Message):
-    def __init__(self, error: str) -> None:
+class TrainingStopped(Message):
+    """The job was cancelled (stale, or the app quits) or failed (``error``)."""
+
+    def __init__(self, job: TrainingJob, error: str | None = None) -> None:
         super().__init__()
-        self.error = error
+        self.job, self.error = job, error
 
 
 class GhostApp(App[None]):
@@ -147,13 +156,9 @@ class GhostApp(App[None]):
         if warning and self.render_mode in ("halfblock", "external"):
             self.notify(warning, severity="warning", timeout=12)
         self._check_size()
-        self.controller.ensure_queue()
         self.show_current()
-        self.query_one(StatusPanel).training(
-            "model: " + ("up to date" if self.controller.model_is_current() else "idle")
-        )
-        if self.controller.probabilities is None and self.controller.should_train():
-            self.start_training()
+        self.query_one(StatusPanel).training(self._model_line())
+        self.drive_training()
         self._idle_gc.start()
         self.set_interval(0.25, self._idle_gc.tick)
 
@@ -196,7 +201,7 @@ class GhostApp(App[None]):
         current = controller.current()
         pattern_view = self.query_one(PatternView)
         if current is None:
-            pattern_view.show(None, "[b]no query[/]: budget reached or waiting for the model")
+            pattern_view.show(None, f"[b]no query[/]: {controller.message}")
         else:
             image, centre = self.current_pattern(current)
             kind = (
@@ -224,6 +229,7 @@ class GhostApp(App[None]):
         c = self.controller
         current = current if current is not None else c.current()
         verdict = c.stability()
+        holdout = c.estimate().holdout
         spec = self.session.settings.sampling
         info = StatusInfo(
             session=self.session.name,
@@ -238,11 +244,15 @@ class GhostApp(App[None]):
             budget=spec.budget,
             training_labels=sum(1 for lab in c.labels.values() if lab.source != "holdout"),
             pending=len(self.session.store.pending()),
-            plan=c.sampler.message,
-            model_round=c.prediction_round,
-            metrics=c.latest_metrics(),
+            plan=c.message,
+            model_round=c.model.round if c.model else None,
+            model_id=c.model.id if c.model else None,
+            model_stale=c.model_is_stale(),
+            candidates=len(c.candidates()),
+            estimate=accuracy_text(holdout.accuracy, holdout.ci95, holdout.total),
             stability=verdict.verdict,
             stability_reason=verdict.reason,
+            stopping_rule=c.stopping_rule,
             recent=self.recent,
         )
         self.query_one(StatusPanel).show(info)
@@ -256,30 +266,29 @@ class GhostApp(App[None]):
         if before is None:
             self.bell()
             return
-        had_queue = self.session.store.pending()
+        round_before = self.controller.round
         self.controller.label(cls)
         self.recent.append((before.rx, before.ry, cls, self.session.colours[index]))
         self.recent = self.recent[-8:]
         self.show_current()
-        if had_queue and not before.manual:
-            self._after_round_check()
+        self._after_answer(round_before)
 
-    def _after_round_check(self) -> None:
-        """A round ended (the queue was refilled): retrain in the background when worthwhile."""
-        plan = self.controller.plan
-        if plan is not None and plan.done:
-            self.notify(
-                f"{plan.message}: keep labelling by hand (arrows), or + to raise the budget"
-            )
-        if self.controller.should_train() and not self.training_running():
-            self.start_training()
+    def _after_answer(self, round_before: int) -> None:
+        """Say when a round ended or the budget is spent; start the training it asks for."""
+        c = self.controller
+        if c.done and c.current() is None:
+            self.notify(f"{c.message}: keep labelling by hand (arrows), or + to raise the budget")
+        elif c.round != round_before or c.waiting:
+            self.notify(f"round {round_before} ended: {c.message}", timeout=4)
+        self.drive_training()
 
     def action_skip(self) -> None:
+        round_before = self.controller.round
         if self.controller.skip() is None:
             self.bell()
             return
         self.show_current()
-        self._after_round_check()
+        self._after_answer(round_before)
 
     def action_undo(self) -> None:
         event = self.controller.undo()
@@ -291,6 +300,7 @@ class GhostApp(App[None]):
         if event.kind in ("label", "relabel") and self.recent:
             self.recent.pop()
         self.show_current()
+        self.drive_training()
 
     def action_move(self, drx: int, dry: int) -> None:
         self.controller.move_cursor(drx, dry)
@@ -305,6 +315,7 @@ class GhostApp(App[None]):
         budget = self.controller.extend_budget()
         self.notify(f"label budget raised to {budget}")
         self.show_current()
+        self.drive_training()
 
     # -- view actions --------------------------------------------------------------------------
     def action_raw(self) -> None:
@@ -370,29 +381,58 @@ class GhostApp(App[None]):
     def training_running(self) -> bool:
         return self.training_worker is not None and self.training_worker.is_running
 
-    def action_retrain(self) -> None:
-        missing = self.controller.can_train()
-        if missing:
-            self.notify(f"cannot train yet: no label for {', '.join(missing)}", severity="warning")
+    def _model_line(self) -> str:
+        c = self.controller
+        if c.failure:
+            return f"training failed: {c.failure} (r retries)"
+        if c.model is None:
+            return "model: none yet"
+        return f"model {c.model.id} (round {c.model.round}) in use"
+
+    def drive_training(self) -> None:
+        """Cancel a stale training job; start the job the controller asks for."""
+        c = self.controller
+        if self.training_running():
+            if c.running_job_is_stale() and self.training_worker is not None:
+                self.notify("labels changed under the running training: restarting it", timeout=3)
+                self.training_worker.cancel()
             return
+        job = c.next_training()
+        if job is not None:
+            self.start_training(job)
+
+    def action_retrain(self) -> None:
         if self.training_running():
             self.notify("already training")
             return
-        self.start_training()
+        try:
+            self.controller.request_training()
+        except GhostError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.drive_training()
 
-    def start_training(self) -> None:
-        self.query_one(StatusPanel).training("training: starting", 0, None)
-        self.training_worker = self.train_in_background()
+    def action_promote(self) -> None:
+        try:
+            record = self.controller.promote()
+        except GhostError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(f"model {record.id} (round {record.round}) is now in use")
+        self.query_one(StatusPanel).training(self._model_line())
+        self.show_current()
 
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train_in_background(self) -> None:
-        import torch
+    def start_training(self, job: TrainingJob) -> None:
+        self.controller.training_started(job)
+        self.query_one(StatusPanel).training(f"training: {job.reason}", 0, None)
+        self.training_worker = self.train_in_background(job)
 
-        from ghosttui.loop.rounds import RoundUpdate, train_round
-        from ghosttui.model.train import TrainingCancelled
+    @work(thread=True, group="training", exit_on_error=False)
+    def train_in_background(self, job: TrainingJob) -> None:
+        from ghosttui.loop.rounds import RoundUpdate, TrainingCancelled, train_model
+        from ghosttui.model.device import cpu_threads
 
         worker = get_current_worker()
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core for the interface
         last = 0.0
 
         def progress(update: RoundUpdate) -> None:
@@ -405,31 +445,51 @@ class GhostApp(App[None]):
                 )
 
         try:
-            result = train_round(
-                self.session, progress=progress, should_stop=lambda: worker.is_cancelled
+            trained = train_model(
+                self.session,
+                job,
+                progress=progress,
+                should_stop=lambda: worker.is_cancelled,
+                threads=cpu_threads(reserve=1),  # leave a core for the interface
             )
         except TrainingCancelled:
+            self.post_message(TrainingStopped(job))
             return
         except GhostError as exc:
-            self.post_message(TrainingFailed(str(exc)))
+            self.post_message(TrainingStopped(job, str(exc)))
             return
-        self.post_message(TrainingFinished(result.round, result.probabilities, result.metrics))
+        self.post_message(TrainingFinished(trained))
 
     def on_training_progress(self, message: TrainingProgress) -> None:
         text = f"{message.stage}: {message.text}" if message.text else message.stage
         self.query_one(StatusPanel).training(text, message.done, message.total)
 
     def on_training_finished(self, message: TrainingFinished) -> None:
-        self.controller.on_trained(message.probabilities, message.round)
-        m = message.metrics
-        detail = f"val {m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else ""
-        self.query_one(StatusPanel).training(f"model round {message.round} ready {detail}")
-        self.notify(f"model round {message.round} ready: map and queue updated", timeout=3)
+        self.training_worker = None  # its last act was to post this message
+        verdict = self.controller.training_finished(message.trained)
+        job = message.trained.job
+        if verdict.take:
+            self.notify(f"round {job.round} model in use: map and queue updated", timeout=3)
+        else:
+            self.notify(
+                f"round {job.round} model kept as a candidate: {verdict.reason} (p uses it)",
+                severity="warning",
+                timeout=6,
+            )
+        self.query_one(StatusPanel).training(self._model_line())
         self.show_current()
+        self.drive_training()
 
-    def on_training_failed(self, message: TrainingFailed) -> None:
-        self.query_one(StatusPanel).training(f"training failed: {message.error}")
-        self.notify(message.error, severity="error")
+    def on_training_stopped(self, message: TrainingStopped) -> None:
+        self.training_worker = None
+        if message.error is not None:
+            self.controller.training_failed(message.job, message.error)
+            self.notify(message.error, severity="error")
+        else:
+            self.controller.training_cancelled(message.job)
+        self.query_one(StatusPanel).training(self._model_line())
+        self.update_status()
+        self.drive_training()
 
     async def action_quit(self) -> None:
         if self.training_worker is not None:

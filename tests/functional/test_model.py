@@ -298,9 +298,9 @@ def test_keep_last_runs_the_whole_schedule_and_keeps_its_end():
     model.load_state_dict(result.state_dict)  # the returned state is a complete model
 
 
-def test_unknown_keep_is_refused():
-    with pytest.raises(ValueError, match=r"model\.keep"):
-        ModelSpec(keep="median")
+def test_settings_written_by_0_1_still_load():
+    spec = ModelSpec.from_dict({"arch": "ghostnet", "keep": "best", "warm_start": True})
+    assert spec.arch == "ghostnet" and not hasattr(spec, "keep")
 
 
 def test_cancelling_raises_and_stops_promptly():

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
 
 from ghosttui.errors import GhostError
 from ghosttui.sampling.schedule import (
@@ -257,90 +254,3 @@ def test_unknown_strategy():
 
 def test_plan_is_a_value():
     assert isinstance(plan_next(SamplingSpec(), (20, 20), {}, set(), ScheduleState()), Plan)
-
-
-# -- the bench ---------------------------------------------------------------------------------
-def test_bench_command_runs_the_loop_and_writes_json_and_plot(
-    run_cli, sim_file, tmp_path, one_torch_thread
-):
-    out, plot = tmp_path / "bench.json", tmp_path / "bench.png"
-    result = run_cli(
-        "bench",
-        sim_file,
-        "--strategy",
-        "random,hybrid",
-        "--budget",
-        "30",
-        "--seed",
-        "0",
-        "--epochs",
-        "6",
-        "--size",
-        "32",
-        "--json",
-        out,
-        "--plot",
-        plot,
-    )
-    assert result.code == 0, result.err
-    assert "whole-map accuracy" in result.out and "random" in result.out and "hybrid" in result.out
-    doc = json.loads(out.read_text())
-    assert {r["strategy"] for r in doc["runs"]} == {"random", "hybrid"}
-    for run in doc["runs"]:
-        assert set(run) >= {
-            "strategy",
-            "budget",
-            "seed",
-            "accuracy",
-            "accuracy_unlabelled",
-            "seconds",
-        }
-        assert run["labels"] == 30 and 0 <= run["accuracy"] <= 1
-    from PIL import Image
-
-    assert Image.open(plot).size[0] > 300
-
-
-def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thread):
-    from conftest import sim_truth
-
-    from ghosttui.loop.bench import run_once
-
-    truth = sim_truth(sim_file)
-    noisy = run_once(
-        sim_file,
-        truth,
-        ["horizontal", "vertical", "none"],
-        "random",
-        40,
-        0,
-        workdir=tmp_path,
-        label_noise=0.5,
-        epochs=2,
-    )
-    assert noisy.labels == 40
-
-
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--strategy", "magic"], "unknown strategy"),
-        (["--budget", "50", "--grid-step", "2"], "fits"),
-        (["--label-noise", "1.5"], "--label-noise"),
-        (["--budget", "ten"], "--budget"),
-    ],
-)
-def test_bench_bad_options(run_cli, sim_file, args, fragment):
-    assert_one_line_error(run_cli("bench", sim_file, *args), fragment)
-
-
-def test_bench_bad_truth(run_cli, sim_file, tmp_path):
-    wrong_shape = tmp_path / "shape.npy"
-    np.save(wrong_shape, np.zeros((3, 3), np.int8))
-    assert_one_line_error(run_cli("bench", sim_file, "--truth", wrong_shape), "truth map is (3, 3)")
-    outside = tmp_path / "outside.npy"
-    np.save(outside, np.full((24, 16), 5, np.int8))
-    assert_one_line_error(run_cli("bench", sim_file, "--truth", outside), "outside 0..2")
-    plain = tmp_path / "plain.npy"
-    np.save(plain, np.zeros((24, 16, 64, 64), np.uint16))
-    assert_one_line_error(run_cli("bench", plain), "no /truth")
