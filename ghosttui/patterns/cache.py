@@ -33,7 +33,6 @@ from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import DataError
-from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
 from ghosttui.patterns.settings import PreprocessSettings
 
 CACHE_FORMAT = 1
@@ -138,6 +137,8 @@ def build_cache(
 ) -> Path:
     """Preprocess every pattern of ``scan`` into a new cache file at ``out``."""
     import h5py
+
+    from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
