@@ -1,6 +1,6 @@
 """A labelling session on disk.
 
-``sessions/NAME/``::
+``HOME/NAME/`` (the sessions home: see :mod:`ghosttui.session.home`)::
 
     session.toml            settings (data path and fingerprint, preprocessing,
                             classes with keys and colours, model, sampling, keys)
@@ -16,10 +16,9 @@ it.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +27,14 @@ from ghosttui.data.formats import open_scan
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import SessionError
-from ghosttui.model.checkpoint import Checkpoint, load_checkpoint
-from ghosttui.patterns.cache import PatternCache, Progress, open_or_build
 from ghosttui.patterns.settings import PreprocessSettings
+from ghosttui.session.home import (
+    DATABASE,
+    SETTINGS,
+    missing_session_message,
+    resolve_session_dir,
+    sessions_root,
+)
 from ghosttui.session.lock import SessionLock
 from ghosttui.session.settings import (
     ClassSpec,
@@ -43,25 +47,12 @@ from ghosttui.session.settings import (
 )
 from ghosttui.session.store import LabelStore
 
-SETTINGS = "session.toml"
-DATABASE = "labels.sqlite"
+if TYPE_CHECKING:  # torch is imported only by the methods that need a model or the cache
+    from ghosttui.model.checkpoint import Checkpoint
+    from ghosttui.patterns.cache import PatternCache, Progress
+
 LOCK = ".lock"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def sessions_root() -> Path:
-    """``$GHOSTTUI_SESSIONS`` or ``./sessions``."""
-    return Path(os.environ.get("GHOSTTUI_SESSIONS", "sessions")).expanduser()
-
-
-def resolve_session_dir(name: str, directory: str | Path | None = None) -> Path:
-    """A session's folder: ``--dir`` when given, a path to a session folder, or ROOT/NAME."""
-    if directory is not None:
-        return Path(directory).expanduser()
-    candidate = Path(name).expanduser()
-    if (candidate / SETTINGS).exists():
-        return candidate
-    return sessions_root() / name
 
 
 class Session:
@@ -134,18 +125,7 @@ class Session:
     ) -> Session:
         target = resolve_session_dir(name, directory)
         if not (target / SETTINGS).exists():
-            root = target.parent
-            known = (
-                sorted(p.name for p in root.glob("*") if (p / SETTINGS).exists())
-                if root.exists()
-                else []
-            )
-            hint = (
-                f" (sessions in {root}: {', '.join(known)})"
-                if known
-                else f" (no sessions in {root})"
-            )
-            raise SessionError(f"no session '{name}'{hint}")
+            raise SessionError(missing_session_message(name, directory))
         lock = SessionLock(target / LOCK, name).acquire() if writable or data else None
         try:
             settings = read_settings(target / SETTINGS)
@@ -219,6 +199,8 @@ class Session:
 
     # -- data -----------------------------------------------------------------------------
     def cache(self, progress: Progress | None = None) -> PatternCache:
+        from ghosttui.patterns.cache import open_or_build
+
         if self._cache is None:
             self._cache = open_or_build(
                 self.settings.data.path,
@@ -241,9 +223,11 @@ class Session:
         return self.dir / "predictions" / f"round-{round:04d}.h5"
 
     def trained_rounds(self) -> list[dict[str, Any]]:
-        return [r for r in self.store.rounds() if r["finished"] is not None and r["checkpoint"]]
+        return self.store.trained_rounds()
 
     def latest_checkpoint(self) -> Checkpoint | None:
+        from ghosttui.model.checkpoint import load_checkpoint
+
         rounds = self.trained_rounds()
         if not rounds:
             return None

@@ -394,6 +394,10 @@ class LabelStore:
             for r, f, c, m in rows
         ]
 
+    def trained_rounds(self) -> list[dict[str, Any]]:
+        """The rounds that finished with a checkpoint, oldest first."""
+        return [r for r in self.rounds() if r["finished"] is not None and r["checkpoint"]]
+
     def training_digest(self, labels: dict[tuple[int, int], Label] | None = None) -> str:
         """A digest of the training labels (holdout excluded): equal digests, equal labels.
 
