@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -85,6 +84,8 @@ def bench(
     format: Format = None,
 ) -> None:
     """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
+    from rich.table import Table
+
     from ghosttui.cli.options import progress_bar
     from ghosttui.data import open_scan
     from ghosttui.loop.bench import (

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -45,6 +44,14 @@ def train_command(
     data: Repoint = None,
 ) -> None:
     """Train on the session's labels; write a checkpoint and the whole-scan prediction."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from ghosttui.loop.rounds import RoundUpdate, train_round
     from ghosttui.session.session import Session
 

@@ -222,5 +222,7 @@ def test_prismatic_emd_with_dataset(dataset):
         cal = scan.calibration
     # the probe step Prismatic was run with is the real-space pixel size of the dim vectors
     assert cal.r_pixel_size == pytest.approx(float(parameters["rx"]))
-    assert cal.r_units == "[n_m]"
+    # Prismatic writes its units as "[n_m]" and "[n_m^-1]"; they are read as plain units
+    assert cal.r_units == "nm"
+    assert cal.q_units == "nm^-1"
     assert cal.q_pixel_size is not None and cal.q_pixel_size > 0
