@@ -31,7 +31,7 @@ from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.data.formats import open_scan
 from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Scan
+from ghosttui.data.scan import Calibration, Scan
 from ghosttui.errors import DataError
 from ghosttui.patterns.settings import PreprocessSettings
 
@@ -91,6 +91,11 @@ class PatternCache:
     @property
     def scan_shape(self) -> tuple[int, int]:
         return self.shape[0], self.shape[1]
+
+    @property
+    def calibration(self) -> Calibration:
+        """The source file's pixel sizes, as recorded when the cache was built."""
+        return Calibration(**self.meta.get("calibration", {}))
 
     @property
     def n_patterns(self) -> int:

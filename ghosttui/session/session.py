@@ -25,8 +25,8 @@ import numpy as np
 from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.data.formats import open_scan
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Scan
-from ghosttui.errors import SessionError
+from ghosttui.data.scan import Calibration, Scan
+from ghosttui.errors import DataError, SessionError
 from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.session.home import (
     DATABASE,
@@ -209,6 +209,23 @@ class Session:
                 progress=progress,
             )
         return self._cache
+
+    def calibration(self) -> Calibration:
+        """The scan's pixel sizes: from the pattern cache when it is built, else from the file."""
+        from ghosttui.patterns.cache import PatternCache, cache_path_for
+
+        if self._cache is not None:
+            return self._cache.calibration
+        path, _ = cache_path_for(
+            self.settings.data.path, self.load_options, self.settings.preprocess
+        )
+        if path.exists():
+            try:
+                with PatternCache(path) as cache:
+                    return cache.calibration
+            except DataError:
+                pass  # unreadable: the data file says the same
+        return self.scan().calibration
 
     def scan(self) -> Scan:
         if self._scan is None:

@@ -429,6 +429,32 @@ def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
         assert f["probabilities"].shape == (24, 16, 3)
 
 
+def test_exported_maps_have_a_scale_bar_from_the_scans_calibration(run_cli, trained, tmp_path):
+    """The simulated scan is calibrated at 1 nm per position: 16 positions across, a 2 nm bar."""
+    from ghosttui.export import enlargement
+    from ghosttui.render.scale_bar import scale_bar
+
+    with Session.open("trained", writable=False) as session:
+        calibration = session.calibration()
+    assert (calibration.r_pixel_size, calibration.r_units) == (1.0, "nm")
+    out = tmp_path / "export"
+    assert run_cli("export", "trained", "--out", out).code == 0
+    per_position = enlargement((24, 16))
+    bar = scale_bar(1.0, "nm", 16, per_position)
+    assert bar is not None and bar.label == "2 nm"
+    for name in ("domain_map_large.png", "confidence_map.png"):
+        image = np.asarray(Image.open(out / name).convert("RGB"))
+        map_bottom = 45 + 24 * per_position
+        # below the map, left of the bar's label (which starts 10 pixels after the bar)
+        below = (image[map_bottom:, : 15 + round(bar.pixels) + 6] == 0).all(-1)
+        rows = np.flatnonzero(below.any(1))
+        assert len(rows) == 8, name  # one bar, 8 pixels thick
+        cols = np.flatnonzero(below[rows[0]])
+        assert (cols[0], len(cols)) == (15, round(bar.pixels) + 1), name
+    # the pixel-exact map stays one pixel per position, without decoration
+    assert Image.open(out / "domain_map.png").size == (16, 24)
+
+
 def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "p.h5"
     assert run_cli("predict", "trained", "--out", out).code == 0
