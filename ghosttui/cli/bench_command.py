@@ -25,6 +25,16 @@ from ghosttui.cli.options import (
 from ghosttui.patterns.settings import DEFAULT_SIZE
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 seed``, ``3 seeds``; ``count(2, "strategy", "strategies")``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def mean_and_spread(mean: float, std: float, n: int) -> str:
+    """``98.7% ± 0.2%`` over several runs; one run has no spread to show: ``98.7%``."""
+    return f"{mean:.1%}" if n == 1 else f"{mean:.1%} ± {std:.1%}"
+
+
 def _ints(text: str, what: str) -> list[int]:
     from ghosttui.errors import GhostError
 
@@ -113,14 +123,15 @@ def bench(
         open_or_build(data, options, settings, progress=update).close()
     total = len(strategies) * len(budgets) * len(seeds)
     console.print(
-        f"bench: {len(strategies)} strategies x {len(budgets)} budgets x {len(seeds)} seeds = {total} runs"
+        f"bench: {count(len(strategies), 'strategy', 'strategies')} x "
+        f"{count(len(budgets), 'budget')} x {count(len(seeds), 'seed')} = {count(total, 'run')}"
     )
     started = time.perf_counter()
 
     def report(run) -> None:
         err_console.print(
             f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed}: accuracy {run.accuracy:.2%} "
-            f"(unlabelled {run.accuracy_unlabelled:.2%}), {run.labels} labels, {run.rounds} rounds, {run.seconds:.0f} s"
+            f"(unlabelled {run.accuracy_unlabelled:.2%}), {count(run.labels, 'label')}, {count(run.rounds, 'round')}, {run.seconds:.0f} s"
         )
 
     runs = run_bench(
@@ -139,8 +150,9 @@ def bench(
     )
     elapsed = time.perf_counter() - started
     order, budget_rows, cells = summary_table(runs)
+    spread = "" if len(seeds) == 1 else "mean ± std "
     table = Table(
-        title=f"whole-map accuracy vs truth, mean ± std over {len(seeds)} seeds",
+        title=f"whole-map accuracy vs truth, {spread}over {count(len(seeds), 'seed')}",
         title_justify="left",
     )
     table.add_column("labels", justify="right")
@@ -149,10 +161,7 @@ def bench(
     for b in budget_rows:
         table.add_row(
             str(b),
-            *[
-                f"{cells[(b, s)][0]:.1%} ± {cells[(b, s)][1]:.1%}" if (b, s) in cells else "-"
-                for s in order
-            ],
+            *[mean_and_spread(*cells[(b, s)]) if (b, s) in cells else "-" for s in order],
         )
     console.print(table)
     per_strategy = {s: sum(r.seconds for r in runs if r.strategy == s) for s in order}
@@ -176,5 +185,5 @@ def bench(
         write_json(json_out, runs, settings_doc)
         console.print(f"wrote {json_out}")
     if plot is not None:
-        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({len(seeds)} seeds)")
+        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({count(len(seeds), 'seed')})")
         console.print(f"wrote {plot}")

@@ -284,6 +284,11 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(
     )
     assert result.code == 0, result.err
     assert "whole-map accuracy" in result.out and "random" in result.out and "hybrid" in result.out
+    # one seed: said in the singular, and no "± 0.0%" spread that one run cannot have
+    assert "bench: 2 strategies x 1 budget x 1 seed = 2 runs" in result.out
+    assert "whole-map accuracy vs truth, over 1 seed" in " ".join(result.out.split())
+    assert "±" not in result.out and "1 seeds" not in result.out
+    assert "1 rounds" not in result.err
     doc = json.loads(out.read_text())
     assert {r["strategy"] for r in doc["runs"]} == {"random", "hybrid"}
     for run in doc["runs"]:
@@ -299,6 +304,16 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(
     from PIL import Image
 
     assert Image.open(plot).size[0] > 300
+
+
+def test_bench_wording_counts_and_spreads():
+    from ghosttui.cli.bench_command import count, mean_and_spread
+
+    assert count(1, "seed") == "1 seed"
+    assert count(3, "seed") == "3 seeds"
+    assert count(2, "strategy", "strategies") == "2 strategies"
+    assert mean_and_spread(0.9871, 0.0023, 3) == "98.7% ± 0.2%"
+    assert mean_and_spread(0.9871, 0.0, 1) == "98.7%"
 
 
 def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thread):
