@@ -161,10 +161,14 @@ def test_hdf5_file_is_closed_by_scan_close(tmp_path):
     with h5py.File(path, "w") as f:
         f["data"] = cube((2, 2, 4, 4))
     scan = open_scan(path)
+    # h5py refuses to open a file for writing while this process holds it open for reading
+    with pytest.raises(OSError):
+        h5py.File(path, "a")
     scan.close()
-    # h5py would refuse to open the file for writing while our read handle is open
     with h5py.File(path, "a") as f:
         f["more"] = np.zeros(3)
+    with h5py.File(path, "r") as f:
+        assert f["more"].shape == (3,)
 
 
 # -- py4DSTEM's own EMD writer ------------------------------------------------------------

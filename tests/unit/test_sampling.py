@@ -10,7 +10,6 @@ from conftest import assert_one_line_error
 
 from ghosttui.errors import GhostError
 from ghosttui.sampling.schedule import (
-    Plan,
     ScheduleState,
     choose_grid_step,
     plan_next,
@@ -255,8 +254,16 @@ def test_unknown_strategy():
         plan_next(SamplingSpec(strategy="magic"), (10, 10), {}, set(), ScheduleState())
 
 
-def test_plan_is_a_value():
-    assert isinstance(plan_next(SamplingSpec(), (20, 20), {}, set(), ScheduleState()), Plan)
+def test_plan_next_leaves_the_callers_state_alone_and_is_deterministic():
+    state = ScheduleState()
+    before = state.to_dict()
+    first = plan_next(SamplingSpec(), (20, 20), {}, set(), state)
+    again = plan_next(SamplingSpec(), (20, 20), {}, set(), state)
+    assert state.to_dict() == before  # the plan carries a new state; the given one is unchanged
+    assert first.state is not state
+    assert (first.state.phase, first.state.rounds) == ("grid", 1)
+    assert first.queries and first.queries == again.queries
+    assert {source for _, _, source, _ in first.queries} == {"grid"}
 
 
 # -- the bench ---------------------------------------------------------------------------------
@@ -334,6 +341,14 @@ def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thre
         epochs=2,
     )
     assert noisy.labels == 40
+    from ghosttui.session.session import Session
+
+    with Session.open("bench", directory=tmp_path / "bench-random-40-0", writable=False) as session:
+        names = session.classes
+        labels = session.store.labels()
+    wrong = sum(names.index(label.cls) != truth[rx, ry] for (rx, ry), label in labels.items())
+    # half the answers are flipped to another class: 20 expected, binomial(40, 0.5)
+    assert 10 <= wrong <= 30, wrong
 
 
 @pytest.mark.parametrize(
