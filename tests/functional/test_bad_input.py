@@ -422,6 +422,7 @@ def test_subprocess_bad_input_exit_status_and_one_line(tmp_path, make):
     assert proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_subprocess_preprocess_inf_values(tmp_path):
     path = tmp_path / "inf.npy"
     np.save(path, _patterns_with(np.inf, (1, 1)))

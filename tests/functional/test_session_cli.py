@@ -275,6 +275,7 @@ def trained(pristine, sessions_dir):
     return folder
 
 
+@pytest.mark.slow
 def test_the_module_session_is_trained(trained):
     assert rounds_of("trained")[0]["round"] == 1
     assert (trained / "checkpoints" / "round-0001.pt").is_file()
@@ -299,6 +300,7 @@ def test_train_with_a_class_without_labels_names_it(run_cli, make_session, sessi
     assert not (sessions_dir / "partial" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_failed_training_keeps_labels_and_checkpoints(run_cli, trained, tmp_path):
     # relabel every 'none' as 'vertical': training now lacks a class
     with Session.open("trained") as session:
@@ -318,6 +320,7 @@ def test_failed_training_keeps_labels_and_checkpoints(run_cli, trained, tmp_path
         assert session.latest_checkpoint().round == 1
 
 
+@pytest.mark.slow
 def test_corrupt_label_database(run_cli, trained, tmp_path):
     for suffix in ("-wal", "-shm"):
         (trained / f"labels.sqlite{suffix}").unlink(missing_ok=True)
@@ -335,6 +338,7 @@ def test_corrupt_label_database(run_cli, trained, tmp_path):
 @pytest.mark.parametrize(
     "garbage", [b"\x00" * 10, b"PK\x03\x04 truncated zip" * 40], ids=["zeros", "zip-like"]
 )
+@pytest.mark.slow
 def test_predict_with_a_damaged_checkpoint(run_cli, trained, tmp_path, garbage):
     (trained / "checkpoints" / "round-0001.pt").write_bytes(garbage)
     out = tmp_path / "p.h5"
@@ -371,6 +375,7 @@ def edit_toml(folder, change):
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_another_session_is_refused(run_cli, trained, sessions_dir, tmp_path):
     twin = sessions_dir / "twin"
     shutil.copytree(trained, twin)
@@ -384,6 +389,7 @@ def test_a_checkpoint_from_another_session_is_refused(run_cli, trained, sessions
     assert snapshot(twin) == before
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_other_classes_is_refused(run_cli, trained, tmp_path):
     def rename(doc):
         doc["classes"][2]["name"] = "nonpolar"
@@ -395,6 +401,7 @@ def test_a_checkpoint_with_other_classes_is_refused(run_cli, trained, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "export"
     assert run_cli("export", "trained", "--out", out).code == 0
@@ -429,6 +436,7 @@ def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
         assert f["probabilities"].shape == (24, 16, 3)
 
 
+@pytest.mark.slow
 def test_exported_maps_have_a_scale_bar_from_the_scans_calibration(run_cli, trained, tmp_path):
     """The simulated scan is calibrated at 1 nm per position: 16 positions across, a 2 nm bar."""
     from ghosttui.export import enlargement
@@ -455,6 +463,7 @@ def test_exported_maps_have_a_scale_bar_from_the_scans_calibration(run_cli, trai
     assert Image.open(out / "domain_map.png").size == (16, 24)
 
 
+@pytest.mark.slow
 def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "p.h5"
     assert run_cli("predict", "trained", "--out", out).code == 0
@@ -471,6 +480,7 @@ def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["p.h5"]
 
 
+@pytest.mark.slow
 def test_cancelled_training_saves_nothing(trained):
     before = snapshot(trained)
     with Session.open("trained") as session:

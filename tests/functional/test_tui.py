@@ -118,6 +118,7 @@ def test_undo_many_steps_reshows_each_undone_pattern(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session = new_session("manual", sim_file)
 
@@ -144,6 +145,7 @@ def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_view_keys_change_contrast_zoom_raw_and_layers(sim_file):
     session = new_session("view", sim_file)
 
@@ -198,6 +200,7 @@ def test_external_viewer_gets_the_pattern_as_png(sim_file, tmp_path):
 
 
 # -- rounds and training ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_round_change_trains_in_the_background_and_updates_map_and_queue(sim_file):
     truth = sim_truth(sim_file)
     session = new_session(
@@ -319,6 +322,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(sim_file):
     new_session("killed", sim_file).close()
     keys = ["h", "v", "n", "space", "h", "u", "v"]

@@ -267,6 +267,7 @@ def test_plan_next_leaves_the_callers_state_alone_and_is_deterministic():
 
 
 # -- the bench ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_command_runs_the_loop_and_writes_json_and_plot(
     run_cli, sim_file, tmp_path, one_torch_thread
 ):
@@ -323,6 +324,7 @@ def test_bench_wording_counts_and_spreads():
     assert mean_and_spread(0.9871, 0.0, 1) == "98.7%"
 
 
+@pytest.mark.slow
 def test_bench_label_noise_changes_the_labels(sim_file, tmp_path, one_torch_thread):
     from conftest import sim_truth
 
