@@ -153,3 +153,31 @@ def test_sessions_marks_a_missing_data_file_and_a_broken_session(
     rows = table_rows(result.out)
     assert rows["moved"][4] == f"{sim_copy} (missing)"
     assert rows["broken"][4].startswith("session settings cannot be read (TOMLDecodeError")
+
+
+def test_demo_lands_in_the_home_and_is_found_from_elsewhere(
+    run_cli, sim_file, no_sessions_env, tmp_path, monkeypatch
+):
+    import shutil
+
+    import ghosttui.cli.app_commands
+    import ghosttui.simulate
+
+    def small_simulation(out, settings, progress=None, truth_npy=None):
+        shutil.copyfile(sim_file, out)  # the test scan stands in for the 206x34 demo scan
+
+    opened = []
+    monkeypatch.setattr(ghosttui.simulate, "simulate", small_simulation)
+    monkeypatch.setattr(ghosttui.cli.app_commands, "run_app", lambda name, *a: opened.append(name))
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("demo")
+    assert result.code == 0, result.err
+    assert opened == ["demo"]
+    assert f"created session 'demo' in {no_sessions_env / 'demo'}" in result.out
+    assert (no_sessions_env / ".data" / "wall-seed0.h5").is_file()
+    assert not (tmp_path / "sessions").exists()
+    monkeypatch.chdir("/")
+    assert run_cli("status", "demo").code == 0
+    again = run_cli("demo")  # the second time: no new session, straight to the app
+    assert again.code == 0 and "created" not in again.out
+    assert opened == ["demo", "demo"]
