@@ -86,6 +86,9 @@ def run_cli(
     # wide consoles, so that rich does not wrap long paths in the output checked below
     monkeypatch.setattr(console, "width", 250)
     monkeypatch.setattr(err_console, "width", 250)
+    import typer.rich_utils
+
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 250)  # typer's help and usage errors
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()  # drop anything printed before

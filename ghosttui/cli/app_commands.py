@@ -43,9 +43,8 @@ def run_app(
         create_app(session, render=mode, viewer=viewer).run()
     finally:
         session.close()
-    console.print(
-        f"session '{name}' saved: {len(Session.open(name, directory=directory, writable=False).store.labels())} labels"
-    )
+    with Session.open(name, directory=directory, writable=False) as saved:
+        console.print(f"session '{name}' saved in {saved.dir}: {len(saved.store.labels())} labels")
 
 
 @app.command()
@@ -86,5 +85,5 @@ def demo(
                     truth_npy=data.with_suffix(".truth.npy"),
                 )
         Session.create(name, data, classes=make_classes()).close()
-        console.print(f"created session '{name}' on {data}")
+        console.print(f"created session '{name}' in {root / name} on {data}")
     run_app(name, None, None, render, viewer)

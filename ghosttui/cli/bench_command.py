@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -91,6 +90,8 @@ def bench(
     format: Format = None,
 ) -> None:
     """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
+    from rich.table import Table
+
     from ghosttui.cli.options import progress_bar
     from ghosttui.data import open_scan
     from ghosttui.loop.bench import (
@@ -101,7 +102,7 @@ def bench(
         summary_table,
         write_json,
     )
-    from ghosttui.loop.report import mean_text
+    from ghosttui.loop.report import count, mean_text
     from ghosttui.model.learners import check_learner
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
@@ -122,7 +123,8 @@ def bench(
         open_or_build(data, options, settings, progress=update).close()
     total = len(strategies) * len(budgets) * len(seeds)
     console.print(
-        f"bench: {len(strategies)} strategies x {len(budgets)} budgets x {len(seeds)} seeds = {total} runs"
+        f"bench: {count(len(strategies), 'strategy', 'strategies')} x "
+        f"{count(len(budgets), 'budget')} x {count(len(seeds), 'seed')} = {count(total, 'run')}"
     )
     started = time.perf_counter()
 
@@ -131,8 +133,8 @@ def bench(
             f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
             f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
             f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%}); "
-            f"{run.labels} training + {run.holdout} holdout labels, {run.rounds} rounds, "
-            f"{run.models} models, {run.seconds:.0f} s"
+            f"{run.labels} training + {run.holdout} holdout labels, {count(run.rounds, 'round')}, "
+            f"{count(run.models, 'model')}, {run.seconds:.0f} s"
         )
 
     runs = run_bench(
@@ -152,8 +154,9 @@ def bench(
     )
     elapsed = time.perf_counter() - started
     order, budget_rows, _ = summary_table(runs)
+    spread = "mean ± std over seeds" if len(seeds) > 1 else "1 seed"
     table = Table(
-        title="whole-map accuracy against the truth (mean ± std over seeds); training labels",
+        title=f"whole-map accuracy against the truth ({spread}) by training labels",
         title_justify="left",
     )
     table.add_column("labels", justify="right")
@@ -189,5 +192,5 @@ def bench(
         write_json(json_out, runs, settings_doc)
         console.print(f"wrote {json_out}")
     if plot is not None:
-        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({len(seeds)} seeds)")
+        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({count(len(seeds), 'seed')})")
         console.print(f"wrote {plot}")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -25,12 +24,17 @@ from ghosttui.cli.options import (
     Size,
     Transform,
     console,
+    err_console,
     load_options,
     preprocess_settings,
     progress_bar,
 )
 from ghosttui.patterns.settings import DEFAULT_SIZE
-from ghosttui.simulate import SimulationSettings
+
+if TYPE_CHECKING:
+    from ghosttui.data.formats import AmbiguousScan
+    from ghosttui.data.options import LoadOptions
+    from ghosttui.data.scan import Scan
 
 
 def _human_bytes(n: float) -> str:
@@ -56,46 +60,115 @@ def info(
         bool, typer.Option("--preview/--no-preview", help="Show a virtual bright-field image.")
     ] = True,
 ) -> None:
-    """Show what a file holds: format, (Rx, Ry, Qx, Qy), dtype, size, calibration, a vBF preview."""
-    from ghosttui.data import open_scan
+    """Show what a file holds: format, (Rx, Ry, Qx, Qy), dtype, size, calibration, a vBF preview.
+
+    A file that needs an option to become one 4D scan (a 3D stack, several 4D datasets)
+    is described, with the option to add.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ghosttui.data.formats import FORMAT_NAMES, PY4DSTEM_TYPES, AmbiguousScan, detect_format
+    from ghosttui.data.formats import open_scan as open_scan
+
+    options = load_options(dataset, scan, detector, dtype, offset, format)
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan")
+    table.add_column()
+    table.add_row("file", escape(str(file)))
+    try:
+        if file.is_file() and detect_format(file, options) in PY4DSTEM_TYPES.values():
+            with err_console.status("reading with py4DSTEM (its import takes a few seconds)"):
+                data = open_scan(file, options)
+        else:
+            data = open_scan(file, options)
+    except AmbiguousScan as exc:
+        table.add_row("format", FORMAT_NAMES[detect_format(file, options)])
+        table.add_row("size", f"{_human_bytes(file.stat().st_size)} on disk")
+        console.print(table)
+        _print_candidates(file, exc)
+        return
+    with data:
+        _print_scan(file, data, options, table)
+        if preview:
+            _print_preview(data)
+
+
+def _print_candidates(file: Path, exc: AmbiguousScan) -> None:
+    """What an ambiguous file holds, and the option that makes it one scan."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    holds = Table(title="arrays that could be the scan", title_justify="left")
+    holds.add_column("dataset", overflow="fold")
+    for column in ("shape", "dtype", "patterns"):
+        holds.add_column(column, justify="right")
+    for item in exc.datasets:
+        n = item.shape[0] * item.shape[1] if len(item.shape) == 4 else item.shape[0]
+        holds.add_row(
+            escape(item.name or "(the whole file)"),
+            "(" + ", ".join(str(v) for v in item.shape) + ")",
+            item.dtype,
+            f"{n:,}",
+        )
+    console.print(holds)
+    first = exc.datasets[0]
+    if "--dataset" in exc.option:
+        example = exc.option.replace("PATH", first.name or "PATH")
+        what = "add --dataset with one of the datasets above"
+    else:
+        example = exc.option
+        what = f"add --scan RXxRY with RX x RY = {first.shape[0]:,} patterns"
+    if "--scan" in exc.option:
+        what += " (the scan's rows x columns; the file does not say)"
+    console.print(
+        f"[bold]to read it as one 4D scan[/], {what}, e.g.\n"
+        f"  ghosttui info {escape(str(file))} {escape(example)}"
+    )
+
+
+def _print_scan(file: Path, data: Scan, options: LoadOptions, table: Any) -> None:
+    from rich.markup import escape
+
     from ghosttui.patterns.cache import cache_path_for
+
+    rx, ry, qx, qy = data.shape
+    where = f"  (dataset {data.dataset})" if data.dataset else ""
+    table.add_row("format", escape(data.format + where))
+    table.add_row(
+        "shape", f"(Rx, Ry, Qx, Qy) = ({rx}, {ry}, {qx}, {qy})   {data.n_patterns:,} patterns"
+    )
+    table.add_row("dtype", str(data.dtype))
+    table.add_row(
+        "size",
+        f"{_human_bytes(file.stat().st_size)} on disk, {_human_bytes(data.nbytes)} of patterns",
+    )
+    table.add_row("calibration", escape(data.calibration.describe()))
+    cache, fingerprint = cache_path_for(file, options, preprocess_settings())
+    table.add_row("fingerprint", fingerprint)
+    state = "ready" if cache.exists() else "not built yet"
+    table.add_row("cache", f"{escape(str(cache))} ({state})")
+    console.print(table)
+
+
+def _print_preview(data: Scan) -> None:
+    from ghosttui.patterns.preview import quick_virtual_images
     from ghosttui.render.cells import CellImage
     from ghosttui.render.colour import Contrast
 
-    options = load_options(dataset, scan, detector, dtype, offset, format)
-    with open_scan(file, options) as data:
-        rx, ry, qx, qy = data.shape
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan")
-        table.add_column()
-        table.add_row("file", str(file))
-        table.add_row(
-            "format", data.format + (f"  (dataset {data.dataset})" if data.dataset else "")
+    rx, ry = data.scan_shape
+    preview = quick_virtual_images(data)
+    every = f", one position in {preview.step} along each axis" if preview.step > 1 else ""
+    console.print(f"[bold cyan]virtual bright field[/] ({rx}x{ry} scan{every}; Rx down, Ry across)")
+    console.print(
+        CellImage(Contrast(mode="linear", low=0.5, high=99.5).to_rgb(preview.vbf), 64, 32)
+    )
+    if preview.non_finite:
+        at = preview.first_non_finite
+        console.print(
+            f"[bold yellow]{preview.non_finite} of the patterns shown hold NaN or Inf[/] "
+            f"(the first at {at}; drawn as zeros): preprocessing refuses such patterns"
         )
-        table.add_row(
-            "shape", f"(Rx, Ry, Qx, Qy) = ({rx}, {ry}, {qx}, {qy})   {data.n_patterns:,} patterns"
-        )
-        table.add_row("dtype", str(data.dtype))
-        table.add_row(
-            "size",
-            f"{_human_bytes(file.stat().st_size)} on disk, {_human_bytes(data.nbytes)} of patterns",
-        )
-        table.add_row("calibration", data.calibration.describe())
-        cache, fingerprint = cache_path_for(file, options, preprocess_settings())
-        table.add_row("fingerprint", fingerprint)
-        table.add_row("cache", f"{cache} ({'ready' if cache.exists() else 'not built yet'})")
-        console.print(table)
-        if preview:
-            from ghosttui.patterns.preview import quick_virtual_images
-
-            vbf, _adf, step = quick_virtual_images(data)
-            every = f", one position in {step} along each axis" if step > 1 else ""
-            console.print(
-                f"[bold cyan]virtual bright field[/] ({rx}x{ry} scan{every}; Rx down, Ry across)"
-            )
-            console.print(
-                CellImage(Contrast(mode="linear", low=0.5, high=99.5).to_rgb(vbf), 64, 32)
-            )
 
 
 @app.command()
@@ -108,14 +181,22 @@ def simulate(
     ] = 0,
     geometry: Annotated[str, typer.Option("--geometry", help="wall, stripes or needles.")] = "wall",
     ghost_strength: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--ghost-strength", help="Ghost / neighbouring Bragg disk intensity, far from walls."
+            "--ghost-strength",
+            help="Ghost / neighbouring Bragg disk intensity, far from walls "
+            "(default: the simulator's, 0.05).",
+            show_default=False,
         ),
-    ] = SimulationSettings.ghost_strength,
+    ] = None,
     dose: Annotated[
-        float, typer.Option("--dose", help="Electrons per pattern.")
-    ] = SimulationSettings.dose,
+        float | None,
+        typer.Option(
+            "--dose",
+            help="Electrons per pattern (default: the simulator's, 50000).",
+            show_default=False,
+        ),
+    ] = None,
     truth_npy: Annotated[
         Path | None,
         typer.Option("--truth-npy", help="Also write the truth map as .npy (Rx, Ry) int8."),
@@ -123,16 +204,16 @@ def simulate(
 ) -> None:
     """Write a synthetic boracite-like scan with its ground-truth domain map."""
     from ghosttui.data.options import parse_shape
-    from ghosttui.simulate import CLASSES
+    from ghosttui.simulate import CLASSES, SimulationSettings
     from ghosttui.simulate import simulate as run_simulation
 
+    given = {"dose": dose, "ghost_strength": ghost_strength}
     settings = SimulationSettings(
         scan=parse_shape(scan),
         size=size,
         geometry=geometry,
         seed=seed,
-        dose=dose,
-        ghost_strength=ghost_strength,
+        **{key: value for key, value in given.items() if value is not None},
     )
     started = time.perf_counter()
     with progress_bar("simulating") as update:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -48,6 +47,14 @@ def train_command(
     data: Repoint = None,
 ) -> None:
     """Train a model on the labels as they stand; it replaces the model in use unless worse."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from ghosttui.loop.controller import LabellingController
     from ghosttui.loop.report import accuracy_text, cv_text, seconds_text
     from ghosttui.loop.rounds import RoundUpdate, train_model

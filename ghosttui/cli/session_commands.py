@@ -1,4 +1,4 @@
-"""Commands about sessions: new, labels import/export, status."""
+"""Commands about sessions: new, labels import/export, sessions, status."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
+from ghosttui.cli.help_format import GhostTyper
 from ghosttui.cli.options import (
     AllowBlank,
     Crop,
@@ -30,17 +30,23 @@ from ghosttui.cli.options import (
 from ghosttui.patterns.settings import DEFAULT_SIZE
 
 SessionName = Annotated[
-    str, typer.Argument(help="Session name (a folder under sessions/) or a session folder.")
+    str,
+    typer.Argument(
+        help="Session name (a folder in the sessions home: $GHOSTTUI_SESSIONS, default "
+        "~/.local/share/ghosttui/sessions; `ghosttui sessions` lists them) or a session "
+        "folder's path."
+    ),
 ]
 SessionDir = Annotated[
-    Path | None, typer.Option("--dir", help="Session folder, instead of sessions/NAME.")
+    Path | None,
+    typer.Option("--dir", help="Session folder, instead of NAME in the sessions home."),
 ]
 Repoint = Annotated[
     Path | None,
     typer.Option("--data", help="Re-point the session at a moved copy of its data (same content)."),
 ]
 
-labels_app = typer.Typer(
+labels_app = GhostTyper(
     help="Import and export labels (CSV; the paper's YAML on import).", no_args_is_help=True
 )
 app.add_typer(labels_app, name="labels")
@@ -52,7 +58,13 @@ def _split(text: str | None) -> list[str] | None:
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(help="Session name.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Session name; the session is made in the sessions home "
+            "($GHOSTTUI_SESSIONS, default ~/.local/share/ghosttui/sessions) unless --dir is given."
+        ),
+    ],
     data: Annotated[Path, typer.Option("--data", help="The 4D-STEM file to label.")],
     classes: Annotated[
         str | None, typer.Option("--classes", help="Comma-separated class names (2-9).")
@@ -128,9 +140,54 @@ def labels_export(
         console.print(f"wrote {count} labels to {file}")
 
 
+@app.command("sessions")
+def sessions_command() -> None:
+    """List the sessions in the sessions home: scan, labels, models, data file."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ghosttui.session.home import describe_root, session_folders, summarise
+
+    console.print(f"sessions home: {escape(describe_root())}")
+    folders = session_folders()
+    if not folders:
+        console.print(
+            "no sessions yet: `ghosttui new NAME --data FILE` makes one, `ghosttui demo` the demo; "
+            "set GHOSTTUI_SESSIONS to use another folder"
+        )
+        return
+    table = Table(title_justify="left")
+    for column, justify in (
+        ("name", "left"),
+        ("scan", "right"),
+        ("labels", "right"),
+        ("models", "right"),
+        ("data", "left"),
+    ):
+        table.add_column(column, justify=justify)
+    for folder in folders:
+        s = summarise(folder)
+        data = escape(s.data) if s.data_present else f"[red]{escape(s.data)} (missing)[/]"
+        if s.problem:
+            data = f"{data if s.data else ''}  [red]{escape(s.problem)}[/]".strip()
+        table.add_row(
+            escape(folder.name),
+            f"{s.scan_shape[0]}x{s.scan_shape[1]}",
+            str(s.labels),
+            str(s.models),
+            data,
+        )
+    console.print(table)
+
+
 @app.command()
 def status(
-    name: SessionName,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Session name or folder (as for `label`); without one, list the sessions."
+        ),
+    ] = None,
     directory: SessionDir = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the numbers as JSON, for scripts.")
@@ -139,10 +196,17 @@ def status(
     """Labels, rounds, the model in use and its honest accuracy, and the stopping rule."""
     import json
 
+    from rich.table import Table
+
     from ghosttui.loop.controller import LabellingController
     from ghosttui.loop.report import accuracy_text, cv_text, holdout_text
     from ghosttui.session.session import Session
 
+    if name is None and directory is None:
+        sessions_command()
+        return
+
+    name = name or Path(directory).name
     with Session.open(name, directory=directory, writable=False) as session:
         loop = LabellingController(session, resume=False)
         summary = loop.summary()

@@ -51,5 +51,10 @@ def mean_text(values: Sequence[float]) -> str:
     return f"{mean:.1%} ± {float(np.std(values)):.1%} ({n} seeds)"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 seed``, ``3 seeds``; ``count(2, "strategy", "strategies")``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 def seconds_text(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

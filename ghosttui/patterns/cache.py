@@ -31,9 +31,8 @@ from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.data.formats import open_scan
 from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Scan
+from ghosttui.data.scan import Calibration, Scan
 from ghosttui.errors import DataError
-from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
 from ghosttui.patterns.settings import PreprocessSettings
 
 CACHE_FORMAT = 1
@@ -94,6 +93,11 @@ class PatternCache:
         return self.shape[0], self.shape[1]
 
     @property
+    def calibration(self) -> Calibration:
+        """The source file's pixel sizes, as recorded when the cache was built."""
+        return Calibration(**self.meta.get("calibration", {}))
+
+    @property
     def n_patterns(self) -> int:
         return self.shape[0] * self.shape[1]
 
@@ -138,6 +142,8 @@ def build_cache(
 ) -> Path:
     """Preprocess every pattern of ``scan`` into a new cache file at ``out``."""
     import h5py
+
+    from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

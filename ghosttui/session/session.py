@@ -1,6 +1,6 @@
 """A labelling session on disk.
 
-``sessions/NAME/``::
+``HOME/NAME/`` (the sessions home: see :mod:`ghosttui.session.home`)::
 
     session.toml            settings (data path and fingerprint, preprocessing,
                             classes with keys and colours, model, sampling, keys)
@@ -17,20 +17,25 @@ it.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.data.formats import open_scan
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Scan
-from ghosttui.errors import SessionError
-from ghosttui.model.checkpoint import Checkpoint, load_checkpoint
-from ghosttui.patterns.cache import PatternCache, Progress, open_or_build
+from ghosttui.data.scan import Calibration, Scan
+from ghosttui.errors import DataError, SessionError
 from ghosttui.patterns.settings import PreprocessSettings
+from ghosttui.session.home import (
+    DATABASE,
+    SETTINGS,
+    missing_session_message,
+    resolve_session_dir,
+    sessions_root,
+)
 from ghosttui.session.lock import SessionLock
 from ghosttui.session.settings import (
     ClassSpec,
@@ -43,25 +48,12 @@ from ghosttui.session.settings import (
 )
 from ghosttui.session.store import LabelStore, ModelRecord
 
-SETTINGS = "session.toml"
-DATABASE = "labels.sqlite"
+if TYPE_CHECKING:  # torch is imported only by the methods that need a model or the cache
+    from ghosttui.model.checkpoint import Checkpoint
+    from ghosttui.patterns.cache import PatternCache, Progress
+
 LOCK = ".lock"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def sessions_root() -> Path:
-    """``$GHOSTTUI_SESSIONS`` or ``./sessions``."""
-    return Path(os.environ.get("GHOSTTUI_SESSIONS", "sessions")).expanduser()
-
-
-def resolve_session_dir(name: str, directory: str | Path | None = None) -> Path:
-    """A session's folder: ``--dir`` when given, a path to a session folder, or ROOT/NAME."""
-    if directory is not None:
-        return Path(directory).expanduser()
-    candidate = Path(name).expanduser()
-    if (candidate / SETTINGS).exists():
-        return candidate
-    return sessions_root() / name
 
 
 class Session:
@@ -134,18 +126,7 @@ class Session:
     ) -> Session:
         target = resolve_session_dir(name, directory)
         if not (target / SETTINGS).exists():
-            root = target.parent
-            known = (
-                sorted(p.name for p in root.glob("*") if (p / SETTINGS).exists())
-                if root.exists()
-                else []
-            )
-            hint = (
-                f" (sessions in {root}: {', '.join(known)})"
-                if known
-                else f" (no sessions in {root})"
-            )
-            raise SessionError(f"no session '{name}'{hint}")
+            raise SessionError(missing_session_message(name, directory))
         lock = SessionLock(target / LOCK, name).acquire() if writable or data else None
         try:
             settings = read_settings(target / SETTINGS)
@@ -219,6 +200,8 @@ class Session:
 
     # -- data -----------------------------------------------------------------------------
     def cache(self, progress: Progress | None = None) -> PatternCache:
+        from ghosttui.patterns.cache import open_or_build
+
         if self._cache is None:
             self._cache = open_or_build(
                 self.settings.data.path,
@@ -227,6 +210,23 @@ class Session:
                 progress=progress,
             )
         return self._cache
+
+    def calibration(self) -> Calibration:
+        """The scan's pixel sizes: from the pattern cache when it is built, else from the file."""
+        from ghosttui.patterns.cache import PatternCache, cache_path_for
+
+        if self._cache is not None:
+            return self._cache.calibration
+        path, _ = cache_path_for(
+            self.settings.data.path, self.load_options, self.settings.preprocess
+        )
+        if path.exists():
+            try:
+                with PatternCache(path) as cache:
+                    return cache.calibration
+            except DataError:
+                pass  # unreadable: the data file says the same
+        return self.scan().calibration
 
     def scan(self) -> Scan:
         if self._scan is None:
@@ -255,6 +255,8 @@ class Session:
         return found
 
     def load_model(self, record: ModelRecord) -> Checkpoint:
+        from ghosttui.model.checkpoint import load_checkpoint
+
         return load_checkpoint(
             self.dir / record.checkpoint, session_id=self.settings.id, classes=self.classes
         )

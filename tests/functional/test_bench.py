@@ -32,6 +32,10 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(run_cli, sim_file,
     )
     assert result.code == 0, result.err
     assert "whole-map accuracy" in result.out and "random" in result.out and "hybrid" in result.out
+    # one seed: said in the singular, and no "± 0.0%" spread that one run cannot have
+    assert "bench: 2 strategies x 1 budget x 1 seed = 2 runs" in result.out
+    assert "±" not in result.out and "1 seeds" not in result.out
+    assert "1 rounds" not in result.err
     doc = json.loads(out.read_text())
     assert {r["strategy"] for r in doc["runs"]} == {"random", "hybrid"}
     for run in doc["runs"]:

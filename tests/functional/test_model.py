@@ -149,6 +149,7 @@ def test_validation_split_depends_on_the_generator_only():
     assert not np.array_equal(a[1], c[1])
 
 
+@pytest.mark.slow
 def test_training_reports_a_validation_set_it_did_not_train_on():
     x, y = bars(30)
     result = train(x, y, 3, tiny())
@@ -278,6 +279,7 @@ def test_progress_is_reported_every_epoch():
     assert 1 <= result.best_epoch <= 4
 
 
+@pytest.mark.slow
 def test_early_stopping_after_patience():
     reports = []
     x, y = bars(15)

@@ -296,6 +296,7 @@ def checkpoint_of(folder):
     return folder / model.checkpoint
 
 
+@pytest.mark.slow
 def test_the_module_session_is_trained(trained):
     (model,) = models_of("trained")
     assert model.state == "current" and model.round == 1
@@ -321,6 +322,7 @@ def test_train_with_a_class_without_labels_names_it(run_cli, make_session, sessi
     assert not (sessions_dir / "partial" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_failed_training_keeps_labels_and_checkpoints(run_cli, trained, tmp_path):
     # relabel every 'none' as 'vertical': training now lacks a class
     with Session.open("trained") as session:
@@ -339,6 +341,7 @@ def test_failed_training_keeps_labels_and_checkpoints(run_cli, trained, tmp_path
         assert [m.state for m in session.store.models()] == ["current"]
 
 
+@pytest.mark.slow
 def test_corrupt_label_database(run_cli, trained, tmp_path):
     for suffix in ("-wal", "-shm"):
         (trained / f"labels.sqlite{suffix}").unlink(missing_ok=True)
@@ -356,6 +359,7 @@ def test_corrupt_label_database(run_cli, trained, tmp_path):
 @pytest.mark.parametrize(
     "garbage", [b"\x00" * 10, b"PK\x03\x04 truncated zip" * 40], ids=["zeros", "zip-like"]
 )
+@pytest.mark.slow
 def test_predict_with_a_damaged_checkpoint(run_cli, trained, tmp_path, garbage):
     checkpoint = checkpoint_of(trained)
     checkpoint.write_bytes(garbage)
@@ -391,6 +395,7 @@ def edit_toml(folder, change):
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_another_session_is_refused(run_cli, trained, sessions_dir, tmp_path):
     twin = sessions_dir / "twin"
     shutil.copytree(trained, twin)
@@ -400,6 +405,7 @@ def test_a_checkpoint_from_another_session_is_refused(run_cli, trained, sessions
     )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_other_classes_is_refused(run_cli, trained, tmp_path):
     def rename(doc):
         doc["classes"][2]["name"] = "nonpolar"
@@ -411,6 +417,7 @@ def test_a_checkpoint_with_other_classes_is_refused(run_cli, trained, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "export"
     assert run_cli("export", "trained", "--out", out).code == 0
@@ -445,6 +452,34 @@ def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
         assert f["probabilities"].shape == (24, 16, 3)
 
 
+@pytest.mark.slow
+def test_exported_maps_have_a_scale_bar_from_the_scans_calibration(run_cli, trained, tmp_path):
+    """The simulated scan is calibrated at 1 nm per position: 16 positions across, a 2 nm bar."""
+    from ghosttui.export import enlargement
+    from ghosttui.render.scale_bar import scale_bar
+
+    with Session.open("trained", writable=False) as session:
+        calibration = session.calibration()
+    assert (calibration.r_pixel_size, calibration.r_units) == (1.0, "nm")
+    out = tmp_path / "export"
+    assert run_cli("export", "trained", "--out", out).code == 0
+    per_position = enlargement((24, 16))
+    bar = scale_bar(1.0, "nm", 16, per_position)
+    assert bar is not None and bar.label == "2 nm"
+    for name in ("domain_map_large.png", "confidence_map.png"):
+        image = np.asarray(Image.open(out / name).convert("RGB"))
+        map_bottom = 45 + 24 * per_position
+        # below the map, left of the bar's label (which starts 10 pixels after the bar)
+        below = (image[map_bottom:, : 15 + round(bar.pixels) + 6] == 0).all(-1)
+        rows = np.flatnonzero(below.any(1))
+        assert len(rows) == 8, name  # one bar, 8 pixels thick
+        cols = np.flatnonzero(below[rows[0]])
+        assert (cols[0], len(cols)) == (15, round(bar.pixels) + 1), name
+    # the pixel-exact map stays one pixel per position, without decoration
+    assert Image.open(out / "domain_map.png").size == (16, 24)
+
+
+@pytest.mark.slow
 def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "p.h5"
     assert run_cli("predict", "trained", "--out", out).code == 0
@@ -461,6 +496,7 @@ def test_predict_output_is_atomic(run_cli, trained, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["p.h5"]
 
 
+@pytest.mark.slow
 def test_cancelled_training_saves_nothing(trained):
     before = snapshot(trained)
     with Session.open("trained") as session:

@@ -198,6 +198,7 @@ def ghost_scan(tmp_path_factory):
         }
 
 
+@pytest.mark.slow
 def test_ghost_disks_are_where_the_truth_says(ghost_scan):
     """Measure, in every pattern, the counts at the horizontal-ghost positions
     G + (1/2 + nudge) a* and the vertical-ghost positions G + (1/2 + nudge) b* (G a lattice

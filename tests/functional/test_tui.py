@@ -118,6 +118,7 @@ def test_undo_many_steps_reshows_each_undone_pattern(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session = new_session("manual", sim_file)
 
@@ -144,6 +145,7 @@ def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_view_keys_change_contrast_zoom_raw_and_layers(sim_file):
     session = new_session("view", sim_file)
 
@@ -198,6 +200,7 @@ def test_external_viewer_gets_the_pattern_as_png(sim_file, tmp_path):
 
 
 # -- rounds and training ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_model_trains_when_a_round_ends_never_per_label(sim_file):
     truth = sim_truth(sim_file)
     session = new_session("rounds", sim_file, sampling=SamplingSpec(budget=100))
@@ -229,6 +232,7 @@ def test_a_model_trains_when_a_round_ends_never_per_label(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_the_app_runs_the_loop_the_bench_measures(sim_file, tmp_path):
     """A simulated labeller pressing keys in the real app gives the bench's labels and map."""
     from ghosttui.loop.bench import SimulatedLabeller, run_once
@@ -362,6 +366,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(sim_file):
     new_session("killed", sim_file).close()
     keys = ["h", "v", "n", "space", "h", "u", "v"]

@@ -7,7 +7,6 @@ import pytest
 
 from ghosttui.errors import GhostError
 from ghosttui.sampling.schedule import (
-    Plan,
     ScheduleState,
     choose_grid_step,
     plan_next,
@@ -252,5 +251,25 @@ def test_unknown_strategy():
         plan_next(SamplingSpec(strategy="magic"), (10, 10), {}, set(), ScheduleState())
 
 
-def test_plan_is_a_value():
-    assert isinstance(plan_next(SamplingSpec(), (20, 20), {}, set(), ScheduleState()), Plan)
+def test_plan_next_leaves_the_callers_state_alone_and_is_deterministic():
+    state = ScheduleState()
+    before = state.to_dict()
+    first = plan_next(SamplingSpec(), (20, 20), {}, set(), state)
+    again = plan_next(SamplingSpec(), (20, 20), {}, set(), state)
+    assert state.to_dict() == before  # the plan carries a new state; the given one is unchanged
+    assert first.state is not state
+    assert (first.state.phase, first.state.rounds) == ("grid", 1)
+    assert first.queries and first.queries == again.queries
+    assert {source for _, _, source, _ in first.queries} == {"grid", "holdout"}
+
+
+def test_loop_wording_counts_and_spreads():
+    from ghosttui.loop.report import accuracy_text, count, mean_text
+
+    assert count(1, "seed") == "1 seed"
+    assert count(3, "seed") == "3 seeds"
+    assert count(2, "strategy", "strategies") == "2 strategies"
+    assert mean_text([0.9871, 0.9871]) == "98.7% ± 0.0% (2 seeds)"
+    assert mean_text([0.9871]) == "98.7% (1 seed)"
+    assert accuracy_text(0.9, (0.6, 0.98), 10) == "90.0% (95% CI 60%-98%, n=10)"
+    assert accuracy_text(None, None, 0, what="holdout") == "holdout - (no labels)"
