@@ -69,9 +69,16 @@ def light_files(tmp_path: Path, sim_file: Path, make_session) -> dict[str, Path]
         f["data"] = np.random.default_rng(1).poisson(4, (5, 4, 16, 16)).astype(np.uint16)
     session = make_session("light")
     session.store.import_labels([(0, 0, "horizontal", "import"), (1, 1, "vertical", "import")])
-    # a finished round as `ghosttui train` records it, so that status draws its rounds table
-    session.store.finish_round(
-        1, "checkpoints/round-0001.pt", {"labels": 2, "epochs_run": 3, "seconds_train": 1.5}
+    # a model as `ghosttui train` records it, so that status draws its models table
+    session.store.add_model(
+        round=1,
+        up_to_event=2,
+        labels_digest="d",
+        checkpoint="checkpoints/model.pt",
+        predictions="predictions/model.h5",
+        state="current",
+        reason="first model",
+        metrics={"labels": 2, "seconds_train": 1.5, "holdout_n": 0},
     )
     session.close()
     csv = write_csv(tmp_path / "more.csv", [(2, 2, "none")], ["rx", "ry", "label"])
@@ -114,25 +121,20 @@ def test_the_probe_sees_what_a_command_imports():
     assert result["heavy"] == ["typer"]
 
 
-CORE = [
-    "ghosttui.data",
-    "ghosttui.patterns.cache",
-    "ghosttui.patterns.preprocess",
-    "ghosttui.patterns.preview",
-    "ghosttui.simulate",
-    "ghosttui.session.session",
-    "ghosttui.session.labels_io",
-    "ghosttui.model.train",
-    "ghosttui.model.predict",
-    "ghosttui.model.outputs",
-    "ghosttui.sampling.sampler",
-    "ghosttui.sampling.stopping",
-    "ghosttui.loop.controller",
-    "ghosttui.loop.rounds",
-    "ghosttui.loop.bench",
-    "ghosttui.export",
-    "ghosttui.metrics",
-]
+def core_modules() -> list[str]:
+    """Every module of ghosttui outside the two UI layers (tui/, cli/)."""
+    import pkgutil
+
+    import ghosttui
+
+    return sorted(
+        info.name
+        for info in pkgutil.walk_packages(ghosttui.__path__, "ghosttui.")
+        if not info.name.startswith(("ghosttui.tui", "ghosttui.cli", "ghosttui.__main__"))
+    )
+
+
+CORE = core_modules()
 
 
 @pytest.mark.slow
