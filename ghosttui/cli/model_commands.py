@@ -46,8 +46,13 @@ def train_command(
 ) -> None:
     """Train on the session's labels; write a checkpoint and the whole-scan prediction."""
     from ghosttui.loop.rounds import RoundUpdate, train_round
+    from ghosttui.numbers import whole
     from ghosttui.session.session import Session
 
+    if epochs is not None:
+        whole(epochs, "--epochs", 1, 100_000)
+    if seed is not None:
+        whole(seed, "--seed", 0, 2**32 - 1)
     columns = (
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
@@ -149,7 +154,7 @@ def predict(
         )
         names: dict[str, int] = {}
         with PredictionWriter(
-            out, session.classes, round=checkpoint.round, session=session.name
+            out, session.classes, round=checkpoint.round, session=session.name, inputs=targets
         ) as writer:
             for path in targets:
                 with progress_bar(f"cache {path.name}") as update:
