@@ -12,10 +12,20 @@ same query, queue and round after a quit, a crash or ``kill -9``.
 
 The database runs in WAL mode with ``synchronous=FULL``: a committed
 transaction survives a power cut.
+
+Every write is one transaction: it is committed whole or not at all. A write
+that fails (disk full, read-only place, I/O error, another writer) raises
+:class:`~ghosttui.errors.StorageError` naming the database after rolling back,
+so the caller may keep what it meant to save and repeat the same call later.
+A store opened ``mode="ro"`` never writes the database (read-only commands
+use it, and run while another process holds the session); ``mode="rw"``
+refuses a missing file instead of creating an empty one; only ``"create"``
+(a new session) creates it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -23,14 +33,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from ghosttui.errors import SessionError
+from ghosttui.errors import SessionError, StorageError
 from ghosttui.session.settings import SOURCES
 
 SCHEMA_VERSION = 1
+MODES = {"create": "rwc", "rw": "rw", "ro": "ro"}  # sqlite URI modes
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -103,61 +114,168 @@ class QueueItem:
 class LabelStore:
     """The session's SQLite database."""
 
-    def __init__(self, path: str | Path, scan_shape: tuple[int, int], classes: list[str]) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        scan_shape: tuple[int, int],
+        classes: list[str],
+        *,
+        mode: str = "rw",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.path = Path(path)
         self.scan_shape = scan_shape
         self.classes = list(classes)
+        self.read_only = mode == "ro"
         self._lock = threading.RLock()  # the app's training thread shares this connection
         self._replayed: tuple[int, dict[tuple[int, int], Label]] | None = None
+        self._db = self._connect(mode)
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
+            if not self.read_only:
+                self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-            if "queue_item" not in columns:  # databases written before events named their query
+            self._has_queue_item = "queue_item" in columns
+            if not self._has_queue_item and not self.read_only:
+                # databases written before events named their query
                 self._db.execute("ALTER TABLE events ADD COLUMN queue_item INTEGER")
-            with self._transaction() as db:
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
+                self._has_queue_item = True
+            if not self.read_only:
+                with self._transaction() as db:
+                    db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                    )
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
-        except sqlite3.DatabaseError as exc:
-            raise SessionError(
-                f"label database is corrupt or not SQLite ({exc})", self.path
-            ) from exc
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            if not {"events", "queue", "rounds", "meta"} <= tables:
+                raise sqlite3.DatabaseError("no label tables inside")
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                self._fail(exc, "cannot open the label database")
+            raise
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode={MODES[mode]}"
+        try:
+            db = sqlite3.connect(
+                uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            if mode != "ro" or "unable to open" not in str(exc):
+                self._fail(exc, "cannot open the label database")
+        except sqlite3.Error as exc:
+            self._fail(exc, "cannot open the label database")
+        # read-only media: SQLite cannot create the WAL index beside the file; nobody can
+        # write there either, so the file is read as immutable
+        try:
+            db = sqlite3.connect(
+                f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+            )
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.Error as exc:
+            self._fail(exc, "cannot open the label database")
+
+    def _error(self, exc: sqlite3.Error, action: str = "cannot save") -> Exception:
+        """The one-line error for a failed database call: storage or corruption.
+
+        Errors that only a bug in ghosttui causes (a broken constraint, misuse of the
+        API) are returned unchanged, to surface as the internal errors they are.
+        """
+        if isinstance(
+            exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+        ):
+            return exc
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        lowered = text.lower()
+        corrupt = (
+            name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+            or "malformed" in lowered
+            or "not a database" in lowered
+            or type(exc) is sqlite3.DatabaseError  # quick_check's verdict, missing tables
+        )
+        if corrupt:
+            return SessionError(f"label database is corrupt or not SQLite ({text})", self.path)
+        if name == "SQLITE_FULL" or "disk is full" in lowered:
+            reason = "disk full"
+        elif name.startswith("SQLITE_READONLY") or "readonly" in lowered:
+            reason = "read-only (file system or permissions)"
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered:
+            reason = "busy: another process is writing it"
+        elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
+            reason = "the file or its folder cannot be opened"
+        else:
+            reason = text
+        return StorageError(f"{action}: label database {reason}; nothing was changed", self.path)
+
+    def _fail(self, exc: sqlite3.Error, action: str = "cannot save") -> NoReturn:
+        error = self._error(exc, action)
+        if error is exc:
+            raise exc
+        raise error from exc
 
     # -- plumbing ---------------------------------------------------------------
     def _transaction(self) -> Any:
-        """``with store._transaction() as db``: one committed (or rolled back) write, thread-safe."""
+        """``with store._transaction() as db``: one committed (or rolled back) write, thread-safe.
+
+        A database error anywhere (disk full, read-only, busy) rolls back and is raised
+        as a StorageError; nothing of the transaction is kept.
+        """
         store = self
 
         class _Tx:
             def __enter__(self) -> sqlite3.Connection:
+                if store.read_only:
+                    raise SessionError("the label database was opened read-only", store.path)
                 store._lock.acquire()
                 try:
                     store._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    store._lock.release()
+                    store._fail(exc)
                 except BaseException:
                     store._lock.release()
                     raise
                 return store._db
 
-            def __exit__(self, exc_type: Any, *_: Any) -> None:
+            def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
                 try:
-                    store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                    if exc_type is None:
+                        try:
+                            store._db.execute("COMMIT")
+                        except sqlite3.Error as error:
+                            store._rollback()
+                            store._fail(error)
+                    else:
+                        store._rollback()
+                        if isinstance(exc, sqlite3.Error):
+                            store._fail(exc)
                 finally:
                     store._lock.release()
 
         return _Tx()
 
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # sqlite may have rolled back already
+                self._db.execute("ROLLBACK")
+
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self._fail(exc, "cannot read")
 
     def close(self) -> None:
         with self._lock:
@@ -193,9 +311,10 @@ class LabelStore:
 
     # -- events -----------------------------------------------------------------
     def events(self) -> list[Event]:
+        queue_item = "queue_item" if self._has_queue_item else "NULL"
         rows = self._rows(
-            "SELECT id, time, kind, rx, ry, class, source, round, undoes, queue_item"
-            " FROM events ORDER BY id"
+            "SELECT id, time, kind, rx, ry, class, source, round, undoes, "
+            f"{queue_item} FROM events ORDER BY id"
         )
         return [Event(*row) for row in rows]
 
