@@ -123,9 +123,14 @@ def simulate(
 ) -> None:
     """Write a synthetic boracite-like scan with its ground-truth domain map."""
     from ghosttui.data.options import parse_shape
+    from ghosttui.numbers import real, whole
     from ghosttui.simulate import CLASSES
     from ghosttui.simulate import simulate as run_simulation
 
+    whole(seed, "--seed", 0, 2**32 - 1)
+    whole(size, "--size", 32, 4096)
+    real(dose, "--dose (electrons per pattern)", above=0.0)
+    real(ghost_strength, "--ghost-strength", 0.0)
     settings = SimulationSettings(
         scan=parse_shape(scan),
         size=size,
@@ -134,6 +139,10 @@ def simulate(
         dose=dose,
         ghost_strength=ghost_strength,
     )
+    if truth_npy is not None:  # before minutes of rendering, not after
+        from ghosttui.session.protect import check_output
+
+        check_output(truth_npy, inputs=[out])
     started = time.perf_counter()
     with progress_bar("simulating") as update:
         run_simulation(out, settings, progress=update, truth_npy=truth_npy)

@@ -56,7 +56,7 @@ def model_config(
     return TrainConfig(
         arch=spec.arch,
         width=spec.width,
-        epochs=epochs or spec.epochs,
+        epochs=spec.epochs if epochs is None else epochs,  # 0 is an error, not 'default'
         patience=spec.patience,
         keep=spec.keep,
         seed=spec.seed if seed is None else seed,
