@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from ghosttui.errors import GhostError
+from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
 from ghosttui.session.session import Session
 from ghosttui.session.settings import SessionSettings
@@ -30,6 +32,7 @@ from ghosttui.tui.widgets.status_panel import StatusInfo, StatusPanel
 
 MIN_SIZE = (120, 40)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
+RETRY_SECONDS = 2.0  # a label the disk refused is saved again this often (and on every key)
 
 # action -> (description shown in the footer and help, shown in footer?)
 ACTIONS: dict[str, tuple[str, str, bool]] = {
@@ -106,6 +109,25 @@ class TrainingFailed(Message):
         self.error = error
 
 
+def saving(action: Callable[..., None]) -> Callable[..., None]:
+    """An action that writes the session: a label the disk refused is saved first, and a
+    write that fails (disk full, read-only) is a notice, never a crash."""
+
+    @functools.wraps(action)
+    def run(self: GhostApp, *args: Any) -> None:
+        if not self.save_unsaved():
+            self.bell()
+            self.notify_unsaved()
+            return
+        try:
+            action(self, *args)
+        except StorageError as exc:
+            self.notify(f"cannot save: {exc}", severity="error", timeout=8)
+            self.show_current()
+
+    return run
+
+
 class GhostApp(App[None]):
     """The labelling app. Build one with :func:`create_app` (bindings come from the session)."""
 
@@ -127,6 +149,10 @@ class GhostApp(App[None]):
         self.sub_title = f"{session.name} · {os.path.basename(session.settings.data.path)}"
         self._cache = session.cache()
         self._idle_gc = IdleCollector()
+        # a label the disk refused: (class, the pattern it belongs to); saved again on the
+        # next key and every RETRY_SECONDS, and never dropped without telling the user
+        self.unsaved: tuple[str, Current] | None = None
+        self._quit_warned = False
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -147,7 +173,10 @@ class GhostApp(App[None]):
         if warning and self.render_mode in ("halfblock", "external"):
             self.notify(warning, severity="warning", timeout=12)
         self._check_size()
-        self.controller.ensure_queue()
+        try:
+            self.controller.ensure_queue()
+        except StorageError as exc:
+            self.notify(f"cannot save the queue: {exc}", severity="error", timeout=8)
         self.show_current()
         self.query_one(StatusPanel).training(
             "model: " + ("up to date" if self.controller.model_is_current() else "idle")
@@ -156,6 +185,7 @@ class GhostApp(App[None]):
             self.start_training()
         self._idle_gc.start()
         self.set_interval(0.25, self._idle_gc.tick)
+        self.set_interval(RETRY_SECONDS, self._retry_unsaved)
 
     def on_unmount(self) -> None:
         self._idle_gc.stop()
@@ -247,7 +277,52 @@ class GhostApp(App[None]):
         )
         self.query_one(StatusPanel).show(info)
 
+    # -- saving when the disk refuses ------------------------------------------------------------
+    def save_unsaved(self) -> bool:
+        """Save the label the disk refused earlier; True when no label waits any more."""
+        if self.unsaved is None:
+            return True
+        cls, where = self.unsaved
+        current = self.controller.current()
+        if current is None or (current.rx, current.ry, current.queue_item) != (
+            where.rx,
+            where.ry,
+            where.queue_item,
+        ):
+            self.unsaved = None  # the query it answered is gone: say so rather than guess
+            self.notify(
+                f"the label {cls} at ({where.rx}, {where.ry}) could not be saved; label it again",
+                severity="error",
+                timeout=12,
+            )
+            return True
+        before = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError:
+            if self.session.store.last_event_id() == before:
+                return False
+        self.unsaved = None
+        self._quit_warned = False
+        self.notify(f"saved the kept label {cls} at ({where.rx}, {where.ry})", timeout=3)
+        return True
+
+    def notify_unsaved(self) -> None:
+        if self.unsaved is not None:
+            cls, where = self.unsaved
+            self.notify(
+                f"cannot save yet: label {cls} at ({where.rx}, {where.ry}) is kept and retried; "
+                "free some disk space",
+                severity="error",
+                timeout=6,
+            )
+
+    def _retry_unsaved(self) -> None:
+        if self.unsaved is not None and self.save_unsaved():
+            self.show_current()
+
     # -- labelling actions ---------------------------------------------------------------------
+    @saving
     def action_label(self, index: int) -> None:
         if index >= len(self.session.classes):
             return
@@ -257,7 +332,18 @@ class GhostApp(App[None]):
             self.bell()
             return
         had_queue = self.session.store.pending()
-        self.controller.label(cls)
+        recorded = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError as exc:
+            if self.session.store.last_event_id() == recorded:  # not saved: keep it, retry
+                self.unsaved = (cls, before)
+                self.notify(
+                    f"cannot save: {exc} (label kept, will retry)", severity="error", timeout=8
+                )
+                self.show_current()
+                return
+            self.notify(f"cannot save the queue: {exc} (label saved)", severity="error")
         self.recent.append((before.rx, before.ry, cls, self.session.colours[index]))
         self.recent = self.recent[-8:]
         self.show_current()
@@ -274,6 +360,7 @@ class GhostApp(App[None]):
         if self.controller.should_train() and not self.training_running():
             self.start_training()
 
+    @saving
     def action_skip(self) -> None:
         if self.controller.skip() is None:
             self.bell()
@@ -281,6 +368,7 @@ class GhostApp(App[None]):
         self.show_current()
         self._after_round_check()
 
+    @saving
     def action_undo(self) -> None:
         event = self.controller.undo()
         if event is None:
@@ -292,15 +380,18 @@ class GhostApp(App[None]):
             self.recent.pop()
         self.show_current()
 
+    @saving
     def action_move(self, drx: int, dry: int) -> None:
         self.controller.move_cursor(drx, dry)
         self.show_current()
 
+    @saving
     def action_leave_manual(self) -> None:
         if self.controller.cursor is not None:
             self.controller.leave_manual()
             self.show_current()
 
+    @saving
     def action_budget(self) -> None:
         budget = self.controller.extend_budget()
         self.notify(f"label budget raised to {budget}")
@@ -420,7 +511,11 @@ class GhostApp(App[None]):
         self.query_one(StatusPanel).training(text, message.done, message.total)
 
     def on_training_finished(self, message: TrainingFinished) -> None:
-        self.controller.on_trained(message.probabilities, message.round)
+        self.save_unsaved()  # before the new model may replace the query it answers
+        try:
+            self.controller.on_trained(message.probabilities, message.round)
+        except StorageError as exc:
+            self.notify(f"cannot save the new queue: {exc}", severity="error", timeout=8)
         m = message.metrics
         detail = f"val {m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else ""
         self.query_one(StatusPanel).training(f"model round {message.round} ready {detail}")
@@ -432,6 +527,15 @@ class GhostApp(App[None]):
         self.notify(message.error, severity="error")
 
     async def action_quit(self) -> None:
+        if not self.save_unsaved() and not self._quit_warned:
+            self._quit_warned = True
+            self.notify(
+                "one label is not saved (the disk refused it); free space and it is saved, "
+                "or press q again to quit without it",
+                severity="error",
+                timeout=12,
+            )
+            return
         if self.training_worker is not None:
             self.training_worker.cancel()
         self.exit()
