@@ -37,6 +37,7 @@ from ghosttui.files import atomic_output, storage_error
 from ghosttui.model.outputs import PredictionWriter, read_probabilities
 from ghosttui.render.colour import class_map_rgb, colourise, hex_to_rgb
 from ghosttui.session.labels_io import export_labels
+from ghosttui.session.protect import check_output
 from ghosttui.session.session import Session
 
 MANIFEST = "manifest.json"
@@ -184,6 +185,7 @@ def export_session(session: Session, out: str | Path, round: int | None = None) 
     probabilities, round = loaded
     model = _checked_model(session, round)  # before anything is written
     out = Path(out)
+    check_output(out)  # a session's folder (or one holding a session) first, by name
     check_export_folder(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -85,13 +85,17 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+def remove_stale_temporaries(directory: str | Path, *, legacy: bool = False) -> list[Path]:
     """Remove temporaries that dead ghosttui processes left in ``directory``; returns them.
 
     A temporary is stale when its writer (pid in the name) no longer runs on this
     host, or when it comes from another host and is older than a week. An aside
     copy of a folder (``.NAME.old-...``) whose target is missing is put back
     instead: the process died between the two renames of a folder swap.
+
+    ``legacy``: also names without a host tag (``.NAME.tmp-PID``, written by earlier
+    ghosttui versions); only for folders ghosttui owns (sessions, the cache), since in
+    a user's folder another program might name its files that way.
     """
     directory = Path(directory)
     removed: list[Path] = []
@@ -105,6 +109,8 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
         if match is None:
             continue
         pid, host = int(match["pid"]), match["host"]
+        if host is None and not legacy:
+            continue
         if host in (None, HOST_TAG):
             if _alive(pid) and pid != os.getpid():
                 continue
@@ -164,10 +170,14 @@ def storage_error(exc: OSError, target: str | Path, action: str = "cannot write"
 
 
 def check_free_space(target: str | Path, nbytes: int) -> None:
-    """Raise a StorageError before a write of about ``nbytes`` that cannot fit."""
+    """Raise a StorageError before a write of about ``nbytes`` that cannot fit.
+
+    Beyond the estimate, as much again is kept free for small writes and up to
+    ``FREE_SPACE_MARGIN`` for large ones (metadata, other writers, the estimate's error).
+    """
     target = Path(target)
     free = free_bytes(target.parent if not target.is_dir() else target)
-    if free is not None and free < nbytes + FREE_SPACE_MARGIN:
+    if free is not None and free < nbytes + min(nbytes, FREE_SPACE_MARGIN):
         raise StorageError(
             f"not enough free space: needs about {_human(nbytes)}, {_human(free)} free", target
         )

@@ -437,7 +437,7 @@ def simulate(
         sim.attrs["ghost_nudge"] = 0.06
         sim.attrs["hot_pixels"] = renderer.detector.hot_index
         sim.attrs["axes"] = "data is (Rx, Ry, Qx, Qy); horizontal = along Qy (image columns)"
-    if truth_npy is not None:
-        with atomic_output(truth_npy) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, renderer.truth)
+        if truth_npy is not None:  # in place first: the scan never appears without it
+            with atomic_output(truth_npy) as truth_tmp, open(truth_tmp, "wb") as handle:
+                np.save(handle, renderer.truth)
     return out

@@ -139,9 +139,10 @@ def simulate(
         dose=dose,
         ghost_strength=ghost_strength,
     )
-    if truth_npy is not None:  # before minutes of rendering, not after
-        from ghosttui.session.protect import check_output
+    from ghosttui.session.protect import check_output
 
+    check_output(out)  # before minutes of rendering, not after
+    if truth_npy is not None:
         check_output(truth_npy, inputs=[out])
     started = time.perf_counter()
     with progress_bar("simulating") as update:
@@ -189,6 +190,10 @@ def preprocess(
     )
     target, _ = cache_path_for(file, options, settings, cache_dir)
     reused = target.exists() and not rebuild
+    if not reused:
+        from ghosttui.session.protect import check_output
+
+        check_output(target, inputs=[file])  # e.g. a --cache-dir inside a session folder
     started = time.perf_counter()
     with progress_bar("preprocessing") as update:
         cache = open_or_build(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -56,8 +57,9 @@ class PredictionWriter:
             )
             self._output = self._stack.enter_context(hdf5_file(tmp))
         except BaseException:
-            self._stack.close()
-            raise
+            # unwind with the error, so that the writer discards (and names) it
+            if not self._stack.__exit__(*sys.exc_info()):
+                raise
         self._file = self._output.file
         self._file.attrs["classes"] = ",".join(self.classes)
         self._file.attrs["round"] = self.round

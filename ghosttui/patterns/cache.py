@@ -37,7 +37,7 @@ from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
 from ghosttui.data.scan import Scan
 from ghosttui.errors import DataError
-from ghosttui.files import atomic_output, hdf5_file, storage_error
+from ghosttui.files import atomic_output, hdf5_file, remove_stale_temporaries, storage_error
 from ghosttui.patterns.preprocess import PatternPipeline, check_block, check_processed, survey
 from ghosttui.patterns.settings import PreprocessSettings
 
@@ -155,6 +155,7 @@ def build_cache(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, out.parent, "cannot create the cache folder") from exc
+    remove_stale_temporaries(out.parent, legacy=True)  # ghosttui's own folder
     detector = survey(scan, settings)
     pipeline = PatternPipeline(settings, detector)
     n_rx, n_ry = scan.scan_shape

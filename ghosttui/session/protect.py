@@ -21,6 +21,9 @@ An output is refused when it
    export swaps its whole folder);
 4. lies inside ghosttui's own data folder (the registry, recorded hashes);
 5. is one of the command's own inputs (``predict --data X --out X``).
+
+Overwriting anything else is allowed (an earlier ``predict --out`` file, say),
+and always atomic: the old file stays whole until the new one replaces it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from ghosttui.dirs import data_dir
 from ghosttui.errors import ProtectedPathError
-from ghosttui.session.registry import is_session_dir, known_session_dirs, session_data_path
+from ghosttui.session.registry import is_session_dir, known_session_dirs, session_summary
 
 HINT = "ghosttui never writes over a session's files; choose another output"
 
@@ -71,15 +74,9 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path] = ()) -> No
         raise ProtectedPathError(f"is inside session folder {folder}; {HINT}", shown)
     if _within(resolved, _resolved(data_dir())):
         raise ProtectedPathError(f"is inside ghosttui's own data folder; {HINT}", shown)
-    for source in inputs:
-        if _same_file(resolved, _resolved(source)):
-            raise ProtectedPathError(
-                "is also an input of this command; choose another output name", shown
-            )
     is_folder = resolved.is_dir()
     for session in known_session_dirs():
-        data = session_data_path(session)
-        name = session.name
+        name, data = session_summary(session)
         if data is not None and _same_file(resolved, _resolved(data)):
             raise ProtectedPathError(
                 f"is the data file of session '{name}' ({session}); {HINT}", shown
@@ -89,4 +86,9 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path] = ()) -> No
         ):
             raise ProtectedPathError(
                 f"holds session '{name}' or its data ({session}); {HINT}", shown
+            )
+    for source in inputs:
+        if _same_file(resolved, _resolved(source)):
+            raise ProtectedPathError(
+                "is also an input of this command; choose another output name", shown
             )

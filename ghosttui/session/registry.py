@@ -97,10 +97,14 @@ def known_session_dirs() -> list[Path]:
     return list(found)
 
 
-def session_data_path(folder: Path) -> Path | None:
-    """The data file a session's settings name (None when unreadable)."""
+def session_summary(folder: Path) -> tuple[str, Path | None]:
+    """A session's name and the data file its settings name (None when unreadable)."""
     try:
         doc: dict[str, Any] = tomllib.loads((folder / SETTINGS).read_text(encoding="utf-8"))
-        return Path(doc["data"]["path"]).expanduser()
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError):
+        return folder.name, None
+    name = doc.get("name") if isinstance(doc.get("name"), str) else folder.name
+    try:
+        return name, Path(doc["data"]["path"]).expanduser()
+    except (KeyError, TypeError):
+        return name, None

@@ -143,7 +143,7 @@ class Session:
             if (target / SETTINGS).exists():  # another `new` of this name got here first
                 raise SessionError(f"session '{name}' already exists", target)
             _refuse_orphaned_database(target, settings)
-            remove_stale_temporaries(target)
+            remove_stale_temporaries(target, legacy=True)
             LabelStore(
                 target / DATABASE, (shape[0], shape[1]), settings.class_names, mode="create"
             ).close()
@@ -185,7 +185,7 @@ class Session:
             settings = cls._check_data(target, settings, data, upgrade=lock is not None)
             if lock is not None:
                 for folder in (target, target / "checkpoints", target / "predictions"):
-                    remove_stale_temporaries(folder)
+                    remove_stale_temporaries(folder, legacy=True)
             session = cls(target, settings, lock, store_mode="rw" if lock else "ro")
             session._check_not_emptied()
             register(target)

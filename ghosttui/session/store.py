@@ -38,10 +38,12 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ghosttui.errors import SessionError, StorageError
+from ghosttui.files import free_bytes
 from ghosttui.session.settings import SOURCES
 
 SCHEMA_VERSION = 1
 MODES = {"create": "rwc", "rw": "rw", "ro": "ro"}  # sqlite URI modes
+DISK_FULL_BYTES = 1 << 20  # below this much free space, SQLite's I/O errors mean a full disk
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -185,7 +187,9 @@ class LabelStore:
         except sqlite3.Error as exc:
             self._fail(exc, "cannot open the label database")
 
-    def _error(self, exc: sqlite3.Error, action: str = "cannot save") -> Exception:
+    def _error(
+        self, exc: sqlite3.Error, action: str = "cannot save to the label database"
+    ) -> Exception:
         """The one-line error for a failed database call: storage or corruption.
 
         Errors that only a bug in ghosttui causes (a broken constraint, misuse of the
@@ -206,19 +210,24 @@ class LabelStore:
         )
         if corrupt:
             return SessionError(f"label database is corrupt or not SQLite ({text})", self.path)
+        free = free_bytes(self.path.parent)
         if name == "SQLITE_FULL" or "disk is full" in lowered:
             reason = "disk full"
         elif name.startswith("SQLITE_READONLY") or "readonly" in lowered:
             reason = "read-only (file system or permissions)"
         elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered:
             reason = "busy: another process is writing it"
+        elif free is not None and free < DISK_FULL_BYTES:  # I/O errors of a full disk
+            reason = f"disk full ({text})"
         elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
             reason = "the file or its folder cannot be opened"
         else:
             reason = text
-        return StorageError(f"{action}: label database {reason}; nothing was changed", self.path)
+        return StorageError(f"{action}: {reason}; nothing was changed", self.path)
 
-    def _fail(self, exc: sqlite3.Error, action: str = "cannot save") -> NoReturn:
+    def _fail(
+        self, exc: sqlite3.Error, action: str = "cannot save to the label database"
+    ) -> NoReturn:
         error = self._error(exc, action)
         if error is exc:
             raise exc
@@ -275,7 +284,7 @@ class LabelStore:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                self._fail(exc, "cannot read")
+                self._fail(exc, "cannot read the label database")
 
     def close(self) -> None:
         with self._lock:
