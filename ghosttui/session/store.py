@@ -172,12 +172,15 @@ class LabelStore:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return db
         except sqlite3.OperationalError as exc:
-            if mode != "ro" or "unable to open" not in str(exc):
+            wal = self.path.with_name(self.path.name + "-wal")
+            pending = wal.exists() and wal.stat().st_size > 0
+            if mode != "ro" or "unable to open" not in str(exc) or pending:
                 self._fail(exc, "cannot open the label database")
         except sqlite3.Error as exc:
             self._fail(exc, "cannot open the label database")
         # read-only media: SQLite cannot create the WAL index beside the file; nobody can
-        # write there either, so the file is read as immutable
+        # write there either, and no write-ahead log holds labels beside it (checked above),
+        # so the file is read as immutable
         try:
             db = sqlite3.connect(
                 f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False

@@ -158,11 +158,20 @@ def test_an_output_may_not_replace_an_input(run_cli, session_dir, tmp_path, sim_
 
 # -- 3. races ---------------------------------------------------------------------------------
 RACER = """
-import sys, time
+import os, sys, time
 from pathlib import Path
+import ghosttui.session.session as session_module
 from ghosttui.cli import main
-import ghosttui.session.session  # everything imported before the start signal
 
+# widen the window between "does it exist?" and "take the lock": the content hash comes
+# between them, so each process is made to take longer over it, by its own delay
+real = session_module.file_fingerprint
+
+def slow_fingerprint(path, *args, **kwargs):
+    time.sleep(float(os.environ["RACE_DELAY"]))
+    return real(path, *args, **kwargs)
+
+session_module.file_fingerprint = slow_fingerprint
 start = Path(sys.argv[1])
 print("ready", flush=True)
 while not start.exists():
@@ -172,37 +181,38 @@ main(sys.argv[2:])
 
 
 @pytest.mark.slow  # six processes, three at a time: about 15 s
-def test_concurrent_new_of_one_name_exactly_one_succeeds(sim_file, tmp_path):
-    env = {**os.environ, "GHOSTTUI_SESSIONS": str(tmp_path / "sessions")}
-    for attempt in range(2):
-        start = tmp_path / f"go-{attempt}"
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", RACER, str(start), "new", "twin", "--data", str(sim_file)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            for _ in range(3)
-        ]
-        for proc in procs:
-            assert proc.stdout.readline().strip() == "ready"
-        start.touch()
-        results = [(proc.wait(120), proc.stdout.read(), proc.stderr.read()) for proc in procs]
-        for proc in procs:
-            proc.stdout.close()
-            proc.stderr.close()
-        codes = sorted(code for code, _, _ in results)
-        assert codes == [0, 2, 2], results
-        for code, _, err in results:
-            if code == 2:
-                lines = err.strip().splitlines()
-                assert len(lines) == 1 and lines[0].startswith("ghosttui: error: "), err
-                assert "already exists" in lines[0] or "is in use by" in lines[0], err
-        with Session.open("twin", directory=tmp_path / "sessions" / "twin", writable=False) as s:
-            assert s.store.labels() == {}
-        shutil.rmtree(tmp_path / "sessions" / "twin")
+@pytest.mark.parametrize(
+    "delays", [(0.0, 0.0, 0.0), (0.0, 0.6, 1.2)], ids=["together", "one-after-another"]
+)
+def test_concurrent_new_of_one_name_exactly_one_succeeds(sim_file, tmp_path, delays):
+    """All three start at once; with staggered delays each finds the lock free in turn."""
+    sessions = tmp_path / "sessions"
+    start = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(start), "new", "twin", "--data", str(sim_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GHOSTTUI_SESSIONS": str(sessions), "RACE_DELAY": str(delay)},
+        )
+        for delay in delays
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    start.touch()
+    results = [(proc.wait(120), proc.stdout.read(), proc.stderr.read()) for proc in procs]
+    for proc in procs:
+        proc.stdout.close()
+        proc.stderr.close()
+    assert sorted(code for code, _, _ in results) == [0, 2, 2], results
+    for code, _, err in results:
+        if code == 2:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("ghosttui: error: "), err
+            assert "already exists" in lines[0] or "is in use by" in lines[0], err
+    with Session.open("twin", directory=sessions / "twin", writable=False) as session:
+        assert session.store.labels() == {}
 
 
 READ_ONLY = [
@@ -211,21 +221,33 @@ READ_ONLY = [
     ["predict", "s", "--out", "{tmp}/p.h5"],
     ["export", "s", "--out", "{tmp}/export"],
 ]
+KILLED_WRITER = """
+import os
+from ghosttui.session.session import Session
+
+session = Session.open("s")
+session.store.label(1, 1, "none", "manual")
+os._exit(0)  # as if killed: the label sits in the write-ahead log, not yet in labels.sqlite
+"""
 
 
-@pytest.mark.parametrize("held", [False, True], ids=["alone", "beside-a-writer"])
+@pytest.mark.parametrize("held", [False, True], ids=["after-a-killed-writer", "beside-a-writer"])
 def test_read_only_commands_never_write_the_session(
     run_cli, session_dir, tmp_path, hold_session, held
 ):
+    subprocess.run([sys.executable, "-c", KILLED_WRITER], check=True, env=os.environ.copy())
+    assert (session_dir / "labels.sqlite-wal").stat().st_size > 0
     if held:
         hold_session("s")  # another process has the session open for writing
     before = state(session_dir)
     for args in READ_ONLY:
         result = run_cli(*[a.format(tmp=tmp_path) for a in args])
         assert result.code == 0, (args, result.err)
-    assert state(session_dir) == before  # not a byte, not a timestamp
+    # not a byte, not a timestamp: a read-write reader would have checkpointed the log
+    assert state(session_dir) == before
     with Session.open("s", writable=False) as session:
         assert session.lock is None and session.store.read_only
+        assert session.store.labels()[(1, 1)].cls == "none"  # and it read the logged label
 
 
 def test_a_read_only_store_refuses_to_write(session_dir):
