@@ -125,7 +125,11 @@ def main() -> None:
     age = time.time() - path.stat().st_mtime
     if age < 3:  # the hash is recorded only for a file that was quiet before hashing
         time.sleep(3 - age)
-    results: dict = {"file_bytes": size, "file": path.name}
+    results: dict = {
+        "file_bytes": size,
+        "file": path.name,
+        "load_average_before": round(os.getloadavg()[0], 2),  # other jobs on the machine
+    }
     sampled_before = None
     try:
         for kind in ("sampled", "full"):
@@ -178,6 +182,7 @@ def main() -> None:
         elif "changed_byte" in results:
             flip(path, results["changed_byte"]["offset"])
         subprocess.run(["rm", "-rf", str(work)], check=False)
+    results["load_average_after"] = round(os.getloadavg()[0], 2)
     save("change_detection" if options.detector == 512 else "change_detection_small", results)
     print(json.dumps(results, indent=2))
 

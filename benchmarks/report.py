@@ -314,12 +314,19 @@ def change_detection_note() -> str:
         return "(not measured yet: `python benchmarks/change_detection.py`)"
     full, opened = doc["full_hash"], doc["open_unchanged_session"]
     gib = doc["file_bytes"] / 2**30
+    load_average = doc.get("load_average_before")
+    busy = (
+        f", measured at load average {load_average} on {doc.get('machine', {}).get('cpus', '?')} cores,"
+        if load_average is not None
+        else ", measured on a machine busy with other jobs (load not recorded; re-run on a quiet one),"
+    )
     return (
-        f"On the {gib:.1f} GiB scan the first hash took {full['cold_seconds']:.1f} s with the "
-        f"file coming from disk and {full['warm_seconds']:.1f} s from the page cache (the "
-        f"reading dominates: XXH3 itself runs at about 9 GB/s on one core); opening the unchanged "
-        f"session afterwards took {opened['median_seconds'] * 1e3:.0f} ms, of which the "
-        f"recorded-hash lookup was {opened['recorded_hash_lookup_median_ms']:.2f} ms"
+        f"On the {gib:.1f} GiB scan{busy} the first hash took {full['cold_seconds']:.1f} s "
+        f"with the file coming from disk and {full['warm_seconds']:.1f} s from the page cache "
+        f"(XXH3 itself hashes about 9 GB/s on one core, so on a quiet machine the first hash "
+        f"costs about one read of the file); opening the unchanged session afterwards took "
+        f"{opened['median_seconds'] * 1e3:.0f} ms, of which the recorded-hash lookup was "
+        f"{opened['recorded_hash_lookup_median_ms']:.2f} ms, whatever the file's size"
     )
 
 

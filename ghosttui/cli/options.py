@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -159,4 +160,23 @@ def progress_bar(description: str) -> Iterator[callable]:
             rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
             progress.update(task, completed=done, total=total, rate=rate)
 
+        yield update
+
+
+HASH_PROGRESS_BYTES = 256 * 1024 * 1024  # smaller files hash in well under a second
+
+
+@contextmanager
+def hash_progress(path: Path) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for the first content hash of a large file; None when none is needed."""
+    from ghosttui.data.fingerprint import recorded_fingerprint
+
+    try:
+        large = path.stat().st_size >= HASH_PROGRESS_BYTES
+    except OSError:
+        large = False
+    if not large or recorded_fingerprint(path) is not None:
+        yield None
+        return
+    with progress_bar("content hash (once)") as update:
         yield update

@@ -111,7 +111,9 @@ class Session:
         model: ModelSpec | None = None,
         sampling: SamplingSpec | None = None,
         directory: str | Path | None = None,
+        hash_progress: Progress | None = None,
     ) -> Session:
+        """A new session; ``hash_progress(done, total)`` follows the data file's first hash."""
         if not _NAME.match(name):
             raise SessionError(
                 f"session name {name!r} must be letters, digits, '.', '_' or '-' (up to 64, no spaces)"
@@ -128,7 +130,9 @@ class Session:
             load["dataset"] = dataset
         settings = SessionSettings(
             name=name,
-            data=DataSpec(str(data_path), file_fingerprint(data_path), shape, fmt, load),
+            data=DataSpec(
+                str(data_path), file_fingerprint(data_path, hash_progress), shape, fmt, load
+            ),
             classes=classes,
             preprocess=preprocess or PreprocessSettings(),
             model=model or ModelSpec(),

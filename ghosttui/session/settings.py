@@ -97,6 +97,17 @@ class ModelSpec:
             raise GhostError(
                 f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"
             )
+        if not isinstance(self.warm_start, bool):
+            raise GhostError(f"[model] warm_start must be true or false (got {self.warm_start!r})")
+        pairs = self.rotation_swap
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(c, str) for c in p)
+            for p in pairs
+        ):
+            raise GhostError(
+                f"[model] rotation_swap must be pairs of class names, e.g. "
+                f'[["horizontal", "vertical"]] (got {pairs!r})'
+            )
 
 
 @dataclass

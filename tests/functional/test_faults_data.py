@@ -249,6 +249,16 @@ NUMBERS = [
         "--size must be between 8 and 1024",
     ),
     (
+        "toml-rotation-swap",
+        _toml("model", "rotation_swap", "hv", "train"),
+        "[model] rotation_swap must be pairs of class names",
+    ),
+    (
+        "toml-hot-ratio",
+        _toml("preprocess", "hot_ratio", -1.0),
+        "hot_ratio must be a number above 1",
+    ),
+    (
         "zero-length-4d-hdf5",
         lambda ctx: _zero_length_h5(ctx["tmp"]),
         "zero-length axis (0, 4, 8, 8): it holds no patterns",
