@@ -46,6 +46,7 @@ bench: $(STAMP)
 	export GHOSTTUI_BENCH_DATA=$(BENCH_DATA) GHOSTTUI_CACHE_DIR=$(BENCH_DATA)/cache; \
 	$(BIN)/python benchmarks/startup.py && \
 	$(BIN)/python benchmarks/preprocess_speed.py && \
+	$(BIN)/python benchmarks/change_detection.py && \
 	$(BIN)/python benchmarks/tui_latency.py && \
 	$(BIN)/python benchmarks/tui_latency.py --no-training && \
 	for g in wall stripes needles; do \

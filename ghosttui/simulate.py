@@ -24,7 +24,6 @@ deterministic per seed.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 
 from ghosttui.data.layout import write_flat
 from ghosttui.errors import GhostError
+from ghosttui.files import atomic_output, hdf5_file
 
 CLASSES = ("horizontal", "vertical", "none")
 HORIZONTAL, VERTICAL, NONE = 0, 1, 2
@@ -396,8 +396,6 @@ def simulate(
 
     The file appears only when complete (written to a temporary name, then renamed).
     """
-    import h5py
-
     out = Path(out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise GhostError("simulate writes HDF5; give an output name ending in .h5", out)
@@ -410,38 +408,36 @@ def simulate(
     batch = max(1, 8192 * 128 * 128 // (q * q) // 32)  # ~ 32 MiB of float32 per batch
     seeds = np.random.SeedSequence([settings.seed, 6]).spawn((total + batch - 1) // batch)
     c = renderer.crystal
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["ghosttui_simulation"] = FORMAT_VERSION
-            data = f.create_dataset("data", (n_rx, n_ry, q, q), dtype="uint16")
-            data.attrs["R_pixel_size"] = 1.0
-            data.attrs["R_pixel_units"] = "nm"
-            data.attrs["Q_pixel_size"] = (1 / 12.1) / float(np.linalg.norm(c.a_star))
-            data.attrs["Q_pixel_units"] = "A^-1"
-            for i, start in enumerate(range(0, total, batch)):
-                stop = min(total, start + batch)
-                counts = renderer.render(start, stop, seeds[i])
-                write_flat(data, start, counts, n_ry)
-                if progress is not None:
-                    progress(stop, total)
-            truth = f.create_dataset("truth", data=renderer.truth)
-            truth.attrs["classes"] = ",".join(settings.classes)
-            f.create_dataset("ghost_strength", data=renderer.ghost.astype(np.float32))
-            f.create_dataset("origin", data=renderer.origin.astype(np.float32))
-            sim = f.create_group("simulation")
-            for key, value in asdict(settings).items():
-                sim.attrs[key] = list(value) if isinstance(value, tuple) else value
-            sim.attrs["a_star"] = c.a_star
-            sim.attrs["b_star"] = c.b_star
-            sim.attrs["disk_radius"] = c.disk_radius
-            sim.attrs["ghost_nudge"] = 0.06
-            sim.attrs["hot_pixels"] = renderer.detector.hot_index
-            sim.attrs["axes"] = "data is (Rx, Ry, Qx, Qy); horizontal = along Qy (image columns)"
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    if truth_npy is not None:
-        np.save(truth_npy, renderer.truth)
+    reserve = total * q * q * 2 + total * 16 + (1 << 20)
+    with atomic_output(out, reserve=reserve) as tmp, hdf5_file(tmp) as output:
+        f = output.file
+        f.attrs["ghosttui_simulation"] = FORMAT_VERSION
+        data = f.create_dataset("data", (n_rx, n_ry, q, q), dtype="uint16")
+        data.attrs["R_pixel_size"] = 1.0
+        data.attrs["R_pixel_units"] = "nm"
+        data.attrs["Q_pixel_size"] = (1 / 12.1) / float(np.linalg.norm(c.a_star))
+        data.attrs["Q_pixel_units"] = "A^-1"
+        for i, start in enumerate(range(0, total, batch)):
+            stop = min(total, start + batch)
+            counts = renderer.render(start, stop, seeds[i])
+            write_flat(data, start, counts, n_ry)
+            output.check()
+            if progress is not None:
+                progress(stop, total)
+        truth = f.create_dataset("truth", data=renderer.truth)
+        truth.attrs["classes"] = ",".join(settings.classes)
+        f.create_dataset("ghost_strength", data=renderer.ghost.astype(np.float32))
+        f.create_dataset("origin", data=renderer.origin.astype(np.float32))
+        sim = f.create_group("simulation")
+        for key, value in asdict(settings).items():
+            sim.attrs[key] = list(value) if isinstance(value, tuple) else value
+        sim.attrs["a_star"] = c.a_star
+        sim.attrs["b_star"] = c.b_star
+        sim.attrs["disk_radius"] = c.disk_radius
+        sim.attrs["ghost_nudge"] = 0.06
+        sim.attrs["hot_pixels"] = renderer.detector.hot_index
+        sim.attrs["axes"] = "data is (Rx, Ry, Qx, Qy); horizontal = along Qy (image columns)"
+        if truth_npy is not None:  # in place first: the scan never appears without it
+            with atomic_output(truth_npy) as truth_tmp, open(truth_tmp, "wb") as handle:
+                np.save(handle, renderer.truth)
     return out

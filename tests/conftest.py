@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated cache folder, one small simulated scan, the CLI in-process."""
+"""Shared fixtures: isolated cache, sessions and data folders, one small simulated scan, the CLI."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def sessions_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Every test gets its own empty sessions folder ($GHOSTTUI_SESSIONS)."""
     path = tmp_path_factory.mktemp("sessions")
     monkeypatch.setenv("GHOSTTUI_SESSIONS", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ghosttui data folder (session registry, recorded hashes)."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("GHOSTTUI_DATA_DIR", str(path))
     return path
 
 

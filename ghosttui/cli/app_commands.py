@@ -67,10 +67,12 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated scan.")] = 0,
 ) -> None:
     """Simulate the default scan (once), create the 'demo' session and open it."""
+    from ghosttui.numbers import whole
     from ghosttui.session.session import Session, sessions_root
     from ghosttui.session.settings import make_classes
     from ghosttui.simulate import SimulationSettings, simulate
 
+    whole(seed, "--seed", 0, 2**32 - 1)
     name = f"demo-{geometry}-{seed}" if (geometry, seed) != ("wall", 0) else "demo"
     root = sessions_root()
     data = root / ".data" / f"{geometry}-seed{seed}.h5"

@@ -104,17 +104,25 @@ def bench(
     )
     from ghosttui.loop.report import count, mean_text
     from ghosttui.model.learners import check_learner
+    from ghosttui.numbers import whole
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
+    from ghosttui.session.protect import check_output
 
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
     if learner is not None:
         check_learner(learner)
     budgets = _ints(budget, "--budget")
-    seeds = _ints(seed, "--seed")
+    seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
+    whole(grid_step, "--grid-step (0: chosen from the budget)", 0)
+    if epochs is not None:
+        whole(epochs, "--epochs", 1, 100_000)
     names = [c.strip() for c in classes.split(",") if c.strip()]
     options = load_options(dataset, scan, detector, dtype, offset, format)
     settings = preprocess_settings(size)
+    for output in (json_out, plot):  # refused now, not after the runs
+        if output is not None:
+            check_output(output, inputs=[data])
     with open_scan(data, options) as opened:
         scan_shape = opened.scan_shape
     truth_map = load_truth(data, truth, scan_shape, len(names))

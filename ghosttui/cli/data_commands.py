@@ -204,9 +204,16 @@ def simulate(
 ) -> None:
     """Write a synthetic boracite-like scan with its ground-truth domain map."""
     from ghosttui.data.options import parse_shape
+    from ghosttui.numbers import real, whole
     from ghosttui.simulate import CLASSES, SimulationSettings
     from ghosttui.simulate import simulate as run_simulation
 
+    whole(seed, "--seed", 0, 2**32 - 1)
+    whole(size, "--size", 32, 4096)
+    if dose is not None:
+        real(dose, "--dose (electrons per pattern)", above=0.0)
+    if ghost_strength is not None:
+        real(ghost_strength, "--ghost-strength", 0.0)
     given = {"dose": dose, "ghost_strength": ghost_strength}
     settings = SimulationSettings(
         scan=parse_shape(scan),
@@ -215,6 +222,11 @@ def simulate(
         seed=seed,
         **{key: value for key, value in given.items() if value is not None},
     )
+    from ghosttui.session.protect import check_output
+
+    check_output(out)  # before minutes of rendering, not after
+    if truth_npy is not None:
+        check_output(truth_npy, inputs=[out])
     started = time.perf_counter()
     with progress_bar("simulating") as update:
         run_simulation(out, settings, progress=update, truth_npy=truth_npy)
@@ -261,6 +273,10 @@ def preprocess(
     )
     target, _ = cache_path_for(file, options, settings, cache_dir)
     reused = target.exists() and not rebuild
+    if not reused:
+        from ghosttui.session.protect import check_output
+
+        check_output(target, inputs=[file])  # e.g. a --cache-dir inside a session folder
     started = time.perf_counter()
     with progress_bar("preprocessing") as update:
         cache = open_or_build(

@@ -58,8 +58,13 @@ def train_command(
     from ghosttui.loop.controller import LabellingController
     from ghosttui.loop.report import accuracy_text, cv_text, seconds_text
     from ghosttui.loop.rounds import RoundUpdate, train_model
+    from ghosttui.numbers import whole
     from ghosttui.session.session import Session
 
+    if epochs is not None:
+        whole(epochs, "--epochs", 1, 100_000)
+    if seed is not None:
+        whole(seed, "--seed", 0, 2**32 - 1)
     columns = (
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
@@ -180,7 +185,7 @@ def predict(
         )
         names: dict[str, int] = {}
         with PredictionWriter(
-            out, session.classes, round=checkpoint.round, session=session.name
+            out, session.classes, round=checkpoint.round, session=session.name, inputs=targets
         ) as writer:
             for path in targets:
                 with progress_bar(f"cache {path.name}") as update:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -190,3 +191,22 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     finally:
         if task:
             progress.stop()
+
+
+HASH_PROGRESS_BYTES = 256 * 1024 * 1024  # smaller files hash in well under a second
+
+
+@contextmanager
+def hash_progress(path: Path) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for the first content hash of a large file; None when none is needed."""
+    from ghosttui.data.fingerprint import recorded_fingerprint
+
+    try:
+        large = path.stat().st_size >= HASH_PROGRESS_BYTES
+    except OSError:
+        large = False
+    if not large or recorded_fingerprint(path) is not None:
+        yield None
+        return
+    with progress_bar("content hash (once)") as update:
+        yield update

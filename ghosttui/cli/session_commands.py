@@ -24,6 +24,7 @@ from ghosttui.cli.options import (
     Size,
     Transform,
     console,
+    hash_progress,
     load_options,
     preprocess_settings,
 )
@@ -96,9 +97,17 @@ def new(
     settings = preprocess_settings(
         size, pooling, crop, transform, normalise, hot_pixels, allow_blank
     )
-    with Session.create(
-        name, data, options=options, classes=specs, preprocess=settings, directory=directory
-    ) as session:
+    with hash_progress(data) as update:  # the first hash of a large file takes a while
+        session = Session.create(
+            name,
+            data,
+            options=options,
+            classes=specs,
+            preprocess=settings,
+            directory=directory,
+            hash_progress=update,
+        )
+    with session:
         rx, ry = session.scan_shape
         keys_text = ", ".join(f"{c.key}={c.name}" for c in specs)
         console.print(

@@ -120,6 +120,35 @@ def open_scan(path: str | Path, options: LoadOptions | None = None) -> Scan:
     return opener(path, options)
 
 
+CHEAP_TO_OPEN = ("npy", "hdf5", "raw")
+
+
+def load_identity(path: str | Path, options: LoadOptions | None = None) -> dict[str, Any]:
+    """What ``options`` select in ``path``, however they were spelled (part of cache keys).
+
+    ``--dataset /data`` and no ``--dataset`` (the only 4D dataset found), ``--format
+    h5`` and the extension, a ``--scan`` equal to the file's own scan shape: each
+    names the same patterns, so each gives the same identity. Files that open in
+    milliseconds (.npy, HDF5, raw) are opened to resolve the options; the formats
+    read through py4DSTEM (seconds to import) use the options, normalised.
+    """
+    options = options or LoadOptions()
+    path = Path(path).expanduser()
+    fmt = detect_format(path, options) if path.is_file() else None
+    if fmt is None or fmt in CHEAP_TO_OPEN:
+        with open_scan(path, options) as scan:
+            identity: dict[str, Any] = {
+                "reader": fmt or scan.format,
+                "dataset": scan.dataset,
+                "shape": list(scan.shape),
+                "dtype": scan.dtype.str,
+            }
+        if fmt == "raw":
+            identity["offset"] = options.offset
+        return identity
+    return {"reader": fmt, "scan": list(options.scan) if options.scan else None}
+
+
 # -- shape rules shared by all readers -----------------------------------------
 def _to_4d(
     path: Path,
@@ -131,9 +160,14 @@ def _to_4d(
     """Decide the 4D shape and whether the source is a flat stack.
 
     Returns ``(shape4d, flat)``. A 3D stack (N, Qx, Qy) needs ``scan``; a 4D
-    array may be re-shaped by ``scan`` when the pattern counts agree.
+    array may be re-shaped by ``scan`` when the pattern counts agree. A shape
+    with a zero-length axis holds no pattern and is refused.
     """
     at = f" at {where}" if where else ""
+    if len(shape) in (3, 4) and 0 in tuple(shape):
+        raise DataError(
+            f"data{at} has a zero-length axis {tuple(shape)}: it holds no patterns", path
+        )
     if len(shape) == 4:
         n = shape[0] * shape[1]
         if scan is None or tuple(scan) == tuple(shape[:2]):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ghosttui.data.options import LoadOptions
 from ghosttui.errors import GhostError
+from ghosttui.files import atomic_output, write_text_atomic
 from ghosttui.loop.controller import Current, LabellingController
 from ghosttui.loop.rounds import train_model
 from ghosttui.patterns.settings import PreprocessSettings
@@ -319,7 +320,7 @@ def write_json(path: Path, runs: list[BenchRun], settings: dict[str, Any]) -> No
             "python": platform.python_version(),
         },
     }
-    path.write_text(json.dumps(doc, indent=2))
+    write_text_atomic(path, json.dumps(doc, indent=2))
 
 
 def plot_curves(path: Path, runs: list[BenchRun], title: str) -> None:
@@ -355,5 +356,6 @@ def plot_curves(path: Path, runs: list[BenchRun], title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_output(path) as tmp:  # keeps the suffix: matplotlib picks the format from it
+        fig.savefig(tmp)
     plt.close(fig)

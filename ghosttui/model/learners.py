@@ -31,8 +31,8 @@ from torch import nn
 from ghosttui.errors import ModelError
 from ghosttui.metrics import wilson_interval
 from ghosttui.model.network import LinearOnPixels
+from ghosttui.session.settings import LEARNERS
 
-LEARNERS = ("cnn", "logreg")
 Progress = Callable[[int, int, str], None]
 
 

@@ -34,6 +34,8 @@ from ghosttui.patterns.settings import PreprocessSettings
 # pipeline it feeds, because every caller needs both.
 __all__ = ["DetectorSurvey", "PatternPipeline", "check_block", "survey"]
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class PatternPipeline:
     """Applies :class:`PreprocessSettings` to blocks of raw patterns."""
@@ -115,6 +117,15 @@ def check_block(scan: Scan, start: int, block: np.ndarray, allow_blank: bool) ->
         if not finite.all():
             rx, ry = scan.position(start + int(np.argmin(finite)))
             raise DataError(f"pattern ({rx}, {ry}) contains NaN or Inf values", scan.path)
+        if block.dtype.itemsize > 4:  # float64 counts are processed as float32
+            big = np.abs(block.reshape(len(block), -1)).max(1) > FLOAT32_MAX
+            if big.any():
+                rx, ry = scan.position(start + int(np.argmax(big)))
+                raise DataError(
+                    f"pattern ({rx}, {ry}) holds values beyond the float32 range "
+                    f"(|value| > {FLOAT32_MAX:.3g}); rescale the data",
+                    scan.path,
+                )
     if not allow_blank:
         blank = block.reshape(len(block), -1).max(1) <= 0
         if blank.any():
@@ -124,3 +135,17 @@ def check_block(scan: Scan, start: int, block: np.ndarray, allow_blank: bool) ->
                 " use --allow-blank to keep such patterns",
                 scan.path,
             )
+
+
+def check_processed(scan: Scan, start: int, model_input: np.ndarray, virtual: np.ndarray) -> None:
+    """Refuse non-finite results (sums of counts too large for float32), naming the position."""
+    finite = np.isfinite(model_input.reshape(len(model_input), -1)).all(1) & np.isfinite(
+        virtual
+    ).all(1)
+    if not finite.all():
+        rx, ry = scan.position(start + int(np.argmin(finite)))
+        raise DataError(
+            f"pattern ({rx}, {ry}) gives non-finite values once processed in float32 "
+            "(counts too large); rescale the data",
+            scan.path,
+        )

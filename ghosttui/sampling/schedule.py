@@ -44,9 +44,8 @@ from ghosttui.sampling.strategies import (
     random_queries,
     uncertainty_queries,
 )
-from ghosttui.session.settings import SamplingSpec
+from ghosttui.session.settings import STRATEGIES, SamplingSpec
 
-STRATEGIES = ("hybrid", "grid-boundary", "random", "uncertainty")
 GRID_SHARE = {"hybrid": 0.4, "grid-boundary": 0.5, "uncertainty": 0.2}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 SETTINGS = "session.toml"
 DATABASE = "labels.sqlite"
+LOCK = ".lock"
 SESSIONS_ENV = "GHOSTTUI_SESSIONS"
 
 

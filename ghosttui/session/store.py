@@ -21,10 +21,20 @@ and the queue), which are *candidates* (trained, not taken) or *retired*.
 
 The database runs in WAL mode with ``synchronous=FULL``: a committed
 transaction survives a power cut.
+
+Every write is one transaction: it is committed whole or not at all. A write
+that fails (disk full, read-only place, I/O error, another writer) raises
+:class:`~ghosttui.errors.StorageError` naming the database after rolling back,
+so the caller may keep what it meant to save and repeat the same call later.
+A store opened ``mode="ro"`` never writes the database (read-only commands
+use it, and run while another process holds the session); ``mode="rw"``
+refuses a missing file instead of creating an empty one; only ``"create"``
+(a new session) creates it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -32,15 +42,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from ghosttui.errors import SessionError
+from ghosttui.errors import SessionError, StorageError
+from ghosttui.files import free_bytes
 from ghosttui.session.settings import SOURCES
 
 SCHEMA_VERSION = 2
 MODEL_STATES = ("current", "candidate", "retired")
+MODES = {"create": "rwc", "rw": "rw", "ro": "ro"}  # sqlite URI modes
+DISK_FULL_BYTES = 1 << 20  # below this much free space, SQLite's I/O errors mean a full disk
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -160,62 +173,180 @@ class QueueItem:
 class LabelStore:
     """The session's SQLite database."""
 
-    def __init__(self, path: str | Path, scan_shape: tuple[int, int], classes: list[str]) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        scan_shape: tuple[int, int],
+        classes: list[str],
+        *,
+        mode: str = "rw",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.path = Path(path)
         self.scan_shape = scan_shape
         self.classes = list(classes)
+        self.read_only = mode == "ro"
         self._lock = threading.RLock()  # the app's training thread shares this connection
         self._replayed: tuple[int, dict[tuple[int, int], Label]] | None = None
+        self._db = self._connect(mode)
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
+            if not self.read_only:
+                self._db.executescript(SCHEMA)  # one script, IF NOT EXISTS throughout
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-            if "queue_item" not in columns:  # databases written before events named their query
+            self._has_queue_item = "queue_item" in columns
+            if not self._has_queue_item and not self.read_only:
+                # databases written before events named their query
                 self._db.execute("ALTER TABLE events ADD COLUMN queue_item INTEGER")
-            with self._transaction() as db:
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
-            self._migrate_trained_rounds()
+                self._has_queue_item = True
+            if not self.read_only:
+                with self._transaction() as db:
+                    db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                    )
+                self._migrate_trained_rounds()
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
-        except sqlite3.DatabaseError as exc:
-            raise SessionError(
-                f"label database is corrupt or not SQLite ({exc})", self.path
-            ) from exc
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            if not {"events", "queue", "meta"} <= tables:
+                raise sqlite3.DatabaseError("no label tables inside")
+            self._tables = tables
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                self._fail(exc, "cannot open the label database")
+            raise
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode={MODES[mode]}"
+        try:
+            db = sqlite3.connect(
+                uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            wal = self.path.with_name(self.path.name + "-wal")
+            pending = wal.exists() and wal.stat().st_size > 0
+            if mode != "ro" or "unable to open" not in str(exc) or pending:
+                self._fail(exc, "cannot open the label database")
+        except sqlite3.Error as exc:
+            self._fail(exc, "cannot open the label database")
+        # read-only media: SQLite cannot create the WAL index beside the file; nobody can
+        # write there either, and no write-ahead log holds labels beside it (checked above),
+        # so the file is read as immutable
+        try:
+            db = sqlite3.connect(
+                f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+            )
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.Error as exc:
+            self._fail(exc, "cannot open the label database")
+
+    def _error(
+        self, exc: sqlite3.Error, action: str = "cannot save to the label database"
+    ) -> Exception:
+        """The one-line error for a failed database call: storage or corruption.
+
+        Errors that only a bug in ghosttui causes (a broken constraint, misuse of the
+        API) are returned unchanged, to surface as the internal errors they are.
+        """
+        if isinstance(
+            exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+        ):
+            return exc
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        lowered = text.lower()
+        corrupt = (
+            name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+            or "malformed" in lowered
+            or "not a database" in lowered
+            or type(exc) is sqlite3.DatabaseError  # quick_check's verdict, missing tables
+        )
+        if corrupt:
+            return SessionError(f"label database is corrupt or not SQLite ({text})", self.path)
+        free = free_bytes(self.path.parent)
+        if name == "SQLITE_FULL" or "disk is full" in lowered:
+            reason = "disk full"
+        elif name.startswith("SQLITE_READONLY") or "readonly" in lowered:
+            reason = "read-only (file system or permissions)"
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered:
+            reason = "busy: another process is writing it"
+        elif free is not None and free < DISK_FULL_BYTES:  # I/O errors of a full disk
+            reason = f"disk full ({text})"
+        elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
+            reason = "the file or its folder cannot be opened"
+        else:
+            reason = text
+        return StorageError(f"{action}: {reason}; nothing was changed", self.path)
+
+    def _fail(
+        self, exc: sqlite3.Error, action: str = "cannot save to the label database"
+    ) -> NoReturn:
+        error = self._error(exc, action)
+        if error is exc:
+            raise exc
+        raise error from exc
 
     # -- plumbing ---------------------------------------------------------------
     def _transaction(self) -> Any:
-        """``with store._transaction() as db``: one committed (or rolled back) write, thread-safe."""
+        """``with store._transaction() as db``: one committed (or rolled back) write, thread-safe.
+
+        A database error anywhere (disk full, read-only, busy) rolls back and is raised
+        as a StorageError; nothing of the transaction is kept.
+        """
         store = self
 
         class _Tx:
             def __enter__(self) -> sqlite3.Connection:
+                if store.read_only:
+                    raise SessionError("the label database was opened read-only", store.path)
                 store._lock.acquire()
                 try:
                     store._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    store._lock.release()
+                    store._fail(exc)
                 except BaseException:
                     store._lock.release()
                     raise
                 return store._db
 
-            def __exit__(self, exc_type: Any, *_: Any) -> None:
+            def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
                 try:
-                    store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                    if exc_type is None:
+                        try:
+                            store._db.execute("COMMIT")
+                        except sqlite3.Error as error:
+                            store._rollback()
+                            store._fail(error)
+                    else:
+                        store._rollback()
+                        if isinstance(exc, sqlite3.Error):
+                            store._fail(exc)
                 finally:
                     store._lock.release()
 
         return _Tx()
 
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # sqlite may have rolled back already
+                self._db.execute("ROLLBACK")
+
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self._fail(exc, "cannot read the label database")
 
     def close(self) -> None:
         with self._lock:
@@ -247,9 +378,10 @@ class LabelStore:
 
     # -- events -----------------------------------------------------------------
     def events(self) -> list[Event]:
+        queue_item = "queue_item" if self._has_queue_item else "NULL"
         rows = self._rows(
-            "SELECT id, time, kind, rx, ry, class, source, round, undoes, queue_item"
-            " FROM events ORDER BY id"
+            "SELECT id, time, kind, rx, ry, class, source, round, undoes, "
+            f"{queue_item} FROM events ORDER BY id"
         )
         return [Event(*row) for row in rows]
 
@@ -510,6 +642,8 @@ class LabelStore:
         return gone
 
     def round_plans(self) -> list[RoundPlan]:
+        if "round_plans" not in self._tables:  # a 0.1 database opened read-only
+            return []
         rows = self._rows(
             "SELECT round, planned, message, schedule, ended_event FROM round_plans ORDER BY round"
         )
@@ -584,6 +718,8 @@ class LabelStore:
             )
 
     def models(self) -> list[ModelRecord]:
+        if "models" not in self._tables:  # a 0.1 database opened read-only
+            return self._legacy_models()
         rows = self._rows(
             "SELECT id, round, created, up_to_event, labels_digest, checkpoint, predictions,"
             " state, reason, metrics FROM models ORDER BY id"
@@ -596,37 +732,60 @@ class LabelStore:
     def current_model(self) -> ModelRecord | None:
         return next((m for m in reversed(self.models()) if m.state == "current"), None)
 
+    def _legacy_models(self) -> list[ModelRecord]:
+        """The trained rounds of a 0.1 database, as model records (current: the last)."""
+        if LEGACY_ROUNDS not in self._tables:
+            return []
+        rows = self._rows(
+            f"SELECT round, finished, checkpoint, metrics FROM {LEGACY_ROUNDS}"
+            " WHERE checkpoint IS NOT NULL ORDER BY round"
+        )
+        last = self.last_event_id()
+        models = []
+        for i, (round, finished, checkpoint, metrics) in enumerate(rows):
+            data = json.loads(metrics or "{}")
+            models.append(
+                ModelRecord(
+                    i + 1,
+                    int(round),
+                    float(finished),
+                    last,
+                    data.get("labels_digest", ""),
+                    checkpoint,
+                    f"predictions/round-{round:04d}.h5",
+                    "current" if i == len(rows) - 1 else "retired",
+                    "trained before rounds and models were separated",
+                    data,
+                )
+            )
+        return models
+
     def _migrate_trained_rounds(self) -> None:
         """Sessions made before models had their own table: their trained rounds become models."""
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
-        if LEGACY_ROUNDS not in tables:
+        self._tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if LEGACY_ROUNDS not in self._tables:
             return
+        legacy = self._legacy_models()
         with self._transaction() as db:
             if db.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 0:
-                rows = db.execute(
-                    f"SELECT round, finished, checkpoint, metrics FROM {LEGACY_ROUNDS}"
-                    " WHERE checkpoint IS NOT NULL ORDER BY round"
-                ).fetchall()
-                last = self.last_event_id()
-                for i, (round, finished, checkpoint, metrics) in enumerate(rows):
-                    data = json.loads(metrics or "{}")
-                    predictions = f"predictions/round-{round:04d}.h5"
+                for m in legacy:
                     db.execute(
                         "INSERT INTO models (round, created, up_to_event, labels_digest, checkpoint,"
                         " predictions, state, reason, metrics) VALUES (?,?,?,?,?,?,?,?,?)",
                         (
-                            round,
-                            finished,
-                            last,
-                            data.get("labels_digest", ""),
-                            checkpoint,
-                            predictions,
-                            "current" if i == len(rows) - 1 else "retired",
-                            "trained before rounds and models were separated",
-                            json.dumps(data),
+                            m.round,
+                            m.created,
+                            m.up_to_event,
+                            m.labels_digest,
+                            m.checkpoint,
+                            m.predictions,
+                            m.state,
+                            m.reason,
+                            json.dumps(m.metrics),
                         ),
                     )
             db.execute(f"DROP TABLE {LEGACY_ROUNDS}")
+        self._tables.discard(LEGACY_ROUNDS)
 
     def training_digest(self, labels: dict[tuple[int, int], Label] | None = None) -> str:
         """A digest of the training labels (holdout excluded): equal digests, equal labels.

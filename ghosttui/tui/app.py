@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from textual import events, work
@@ -16,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from ghosttui.errors import GhostError
+from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
 from ghosttui.loop.report import accuracy_text
 from ghosttui.loop.rounds import TrainedModel, TrainingJob
@@ -32,6 +34,7 @@ from ghosttui.tui.widgets.status_panel import StatusInfo, StatusPanel
 
 MIN_SIZE = (120, 40)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
+RETRY_SECONDS = 2.0  # a label the disk refused is saved again this often (and on every key)
 
 # action -> (description shown in the footer and help, shown in footer?)
 ACTIONS: dict[str, tuple[str, str, bool]] = {
@@ -115,6 +118,25 @@ class TrainingStopped(Message):
         self.job, self.error = job, error
 
 
+def saving(action: Callable[..., None]) -> Callable[..., None]:
+    """An action that writes the session: a label the disk refused is saved first, and a
+    write that fails (disk full, read-only) is a notice, never a crash."""
+
+    @functools.wraps(action)
+    def run(self: GhostApp, *args: Any) -> None:
+        if not self.save_unsaved():
+            self.bell()
+            self.notify_unsaved()
+            return
+        try:
+            action(self, *args)
+        except StorageError as exc:
+            self.notify(f"cannot save: {exc}", severity="error", timeout=8)
+            self.show_current()
+
+    return run
+
+
 class GhostApp(App[None]):
     """The labelling app. Build one with :func:`create_app` (bindings come from the session)."""
 
@@ -136,6 +158,10 @@ class GhostApp(App[None]):
         self.sub_title = f"{session.name} · {os.path.basename(session.settings.data.path)}"
         self._cache = session.cache()
         self._idle_gc = IdleCollector()
+        # a label the disk refused: (class, the pattern it belongs to); saved again on the
+        # next key and every RETRY_SECONDS, and never dropped without telling the user
+        self.unsaved: tuple[str, Current] | None = None
+        self._quit_warned = False
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -161,6 +187,7 @@ class GhostApp(App[None]):
         self.drive_training()
         self._idle_gc.start()
         self.set_interval(0.25, self._idle_gc.tick)
+        self.set_interval(RETRY_SECONDS, self._retry_unsaved)
 
     def on_unmount(self) -> None:
         self._idle_gc.stop()
@@ -257,7 +284,52 @@ class GhostApp(App[None]):
         )
         self.query_one(StatusPanel).show(info)
 
+    # -- saving when the disk refuses ------------------------------------------------------------
+    def save_unsaved(self) -> bool:
+        """Save the label the disk refused earlier; True when no label waits any more."""
+        if self.unsaved is None:
+            return True
+        cls, where = self.unsaved
+        current = self.controller.current()
+        if current is None or (current.rx, current.ry, current.queue_item) != (
+            where.rx,
+            where.ry,
+            where.queue_item,
+        ):
+            self.unsaved = None  # the query it answered is gone: say so rather than guess
+            self.notify(
+                f"the label {cls} at ({where.rx}, {where.ry}) could not be saved; label it again",
+                severity="error",
+                timeout=12,
+            )
+            return True
+        before = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError:
+            if self.session.store.last_event_id() == before:
+                return False
+        self.unsaved = None
+        self._quit_warned = False
+        self.notify(f"saved the kept label {cls} at ({where.rx}, {where.ry})", timeout=3)
+        return True
+
+    def notify_unsaved(self) -> None:
+        if self.unsaved is not None:
+            cls, where = self.unsaved
+            self.notify(
+                f"cannot save yet: label {cls} at ({where.rx}, {where.ry}) is kept and retried; "
+                "free some disk space",
+                severity="error",
+                timeout=6,
+            )
+
+    def _retry_unsaved(self) -> None:
+        if self.unsaved is not None and self.save_unsaved():
+            self.show_current()
+
     # -- labelling actions ---------------------------------------------------------------------
+    @saving
     def action_label(self, index: int) -> None:
         if index >= len(self.session.classes):
             return
@@ -267,7 +339,18 @@ class GhostApp(App[None]):
             self.bell()
             return
         round_before = self.controller.round
-        self.controller.label(cls)
+        recorded = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError as exc:
+            if self.session.store.last_event_id() == recorded:  # not saved: keep it, retry
+                self.unsaved = (cls, before)
+                self.notify(
+                    f"cannot save: {exc} (label kept, will retry)", severity="error", timeout=8
+                )
+                self.show_current()
+                return
+            self.notify(f"cannot save the next round: {exc} (label saved)", severity="error")
         self.recent.append((before.rx, before.ry, cls, self.session.colours[index]))
         self.recent = self.recent[-8:]
         self.show_current()
@@ -282,6 +365,7 @@ class GhostApp(App[None]):
             self.notify(f"round {round_before} ended: {c.message}", timeout=4)
         self.drive_training()
 
+    @saving
     def action_skip(self) -> None:
         round_before = self.controller.round
         if self.controller.skip() is None:
@@ -290,6 +374,7 @@ class GhostApp(App[None]):
         self.show_current()
         self._after_answer(round_before)
 
+    @saving
     def action_undo(self) -> None:
         event = self.controller.undo()
         if event is None:
@@ -302,15 +387,18 @@ class GhostApp(App[None]):
         self.show_current()
         self.drive_training()
 
+    @saving
     def action_move(self, drx: int, dry: int) -> None:
         self.controller.move_cursor(drx, dry)
         self.show_current()
 
+    @saving
     def action_leave_manual(self) -> None:
         if self.controller.cursor is not None:
             self.controller.leave_manual()
             self.show_current()
 
+    @saving
     def action_budget(self) -> None:
         budget = self.controller.extend_budget()
         self.notify(f"label budget raised to {budget}")
@@ -466,7 +554,12 @@ class GhostApp(App[None]):
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         self.training_worker = None  # its last act was to post this message
-        verdict = self.controller.training_finished(message.trained)
+        self.save_unsaved()  # before the new model may replace the query it answers
+        try:
+            verdict = self.controller.training_finished(message.trained)
+        except StorageError as exc:
+            self.notify(f"cannot record the new model: {exc}", severity="error", timeout=8)
+            return
         job = message.trained.job
         if verdict.take:
             self.notify(f"round {job.round} model in use: map and queue updated", timeout=3)
@@ -492,6 +585,15 @@ class GhostApp(App[None]):
         self.drive_training()
 
     async def action_quit(self) -> None:
+        if not self.save_unsaved() and not self._quit_warned:
+            self._quit_warned = True
+            self.notify(
+                "one label is not saved (the disk refused it); free space and it is saved, "
+                "or press q again to quit without it",
+                severity="error",
+                timeout=12,
+            )
+            return
         if self.training_worker is not None:
             self.training_worker.cancel()
         self.exit()

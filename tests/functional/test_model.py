@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghosttui.errors import ModelError
+from ghosttui.errors import ModelError, StorageError
 from ghosttui.model.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from ghosttui.model.device import resolve_device
 from ghosttui.model.network import GhostNet, PaperCNN, build_network, parameter_count
@@ -461,17 +461,19 @@ def test_foreign_checkpoints_are_refused(tmp_path, weights):
 
 
 def test_checkpoint_save_is_atomic(tmp_path, weights, monkeypatch):
+    import ghosttui.files
+
     path = save_checkpoint(tmp_path / "round-0001.pt", weights, meta(round=1))
     before = path.read_bytes()
 
-    def failing_save(obj, target, *args, **kwargs):
-        with open(target, "wb") as handle:
-            handle.write(b"half a checkpoint")
+    def failing_fsync(tmp):  # the new bytes are in the temporary file; the disk is full
+        assert tmp.read_bytes() != before
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="No space"):
+    monkeypatch.setattr(ghosttui.files, "_fsync_file", failing_fsync)
+    with pytest.raises(StorageError, match="disk full") as info:
         save_checkpoint(path, GhostNet(3, width=4).state_dict(), meta(round=99))
+    assert info.value.path == path
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["round-0001.pt"]
     monkeypatch.undo()

@@ -95,11 +95,19 @@ def train_now(session, epochs=None, should_stop=None):
 
 
 def snapshot(folder):
-    """Bytes of every file in a session folder (the lock file aside)."""
+    """Bytes of every file in a session folder (the lock file aside).
+
+    SQLite's own bookkeeping is left out when it holds no data: the shared-memory
+    index (``-shm``) and an empty write-ahead log, which a read-only reader creates
+    and a writer's clean close removes.
+    """
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file()
+        and p.name != ".lock"
+        and not p.name.endswith("-shm")
+        and not (p.name.endswith("-wal") and p.stat().st_size == 0)
     }
 
 
@@ -220,6 +228,7 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
         "domain_map.png",
         "domain_map_large.png",
         "labels.csv",
+        "manifest.json",
         "model.pt",
         "predictions.h5",
     ]
@@ -422,7 +431,7 @@ def test_exports_are_atomic(run_cli, trained, tmp_path, monkeypatch):
     out = tmp_path / "export"
     assert run_cli("export", "trained", "--out", out).code == 0
     before = snapshot(out)
-    assert len(before) == 6
+    assert len(before) == 7  # six files and their manifest
 
     def half_written_png(self, fp, *args, **kwargs):
         with open(fp, "wb") as handle:

@@ -26,7 +26,7 @@ def db_path(tmp_path):
 
 @pytest.fixture
 def store(db_path):
-    store = LabelStore(db_path, SHAPE, list(CLASSES))
+    store = LabelStore(db_path, SHAPE, list(CLASSES), mode="create")
     yield store
     store.close()
 
@@ -126,7 +126,7 @@ while True:
 
 
 def test_labels_survive_kill_9(db_path):
-    LabelStore(db_path, SHAPE, list(CLASSES)).close()  # schema in place before the race
+    LabelStore(db_path, SHAPE, list(CLASSES), mode="create").close()  # schema before the race
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(db_path)],
         stdout=subprocess.PIPE,
@@ -412,7 +412,7 @@ def test_label_arrays_leave_out_holdout_unless_asked(store):
     assert positions.tolist() == [[0, 5], [1, 2], [3, 1]]
     assert classes.tolist() == [0, 1, 2]
     assert "holdout" in sources
-    empty = LabelStore(store.path.with_name("empty.sqlite"), SHAPE, list(CLASSES))
+    empty = LabelStore(store.path.with_name("empty.sqlite"), SHAPE, list(CLASSES), mode="create")
     try:
         positions, classes, _ = empty.label_arrays()
         assert positions.shape == (0, 2) and classes.dtype == np.int64
@@ -435,7 +435,7 @@ def test_meta_round_trips_json(store):
     ids=["garbage", "truncated"],
 )
 def test_a_corrupt_database_is_a_session_error(db_path, damage):
-    store = LabelStore(db_path, SHAPE, list(CLASSES))
+    store = LabelStore(db_path, SHAPE, list(CLASSES), mode="create")
     for i in range(50):
         store.label(i % 24, i % 16, CLASSES[i % 3], "manual")
     store.close()
