@@ -56,7 +56,7 @@ def train_command(
     )
 
     from ghosttui.loop.controller import LabellingController
-    from ghosttui.loop.report import accuracy_text, cv_text, seconds_text
+    from ghosttui.loop.report import accuracy_text, count, cv_text, seconds_text
     from ghosttui.loop.rounds import RoundUpdate, train_model
     from ghosttui.numbers import whole
     from ghosttui.session.session import Session
@@ -92,7 +92,8 @@ def train_command(
         m = record.metrics
         used = verdict.take or promote
         device = str(m.get("device", "cpu"))
-        where = f"{device} ({m.get('threads', 1)} threads)" if device == "cpu" else device
+        threads = int(m.get("threads", 1))
+        where = f"{device} ({count(threads, 'thread')})" if device == "cpu" else device
         lines = [
             f"model {record.id} (round {job.round}, {m['learner']}): trained on {m['labels']} labels "
             f"in {seconds_text(m['seconds_train'])} on {where}",

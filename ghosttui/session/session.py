@@ -239,13 +239,13 @@ class Session:
 
     def _check_not_emptied(self) -> None:
         """Refuse a database without a single event beside trained checkpoints."""
-        if self.store.last_event_id() > 0 or self.store.rounds():
+        if self.store.last_event_id() > 0 or self.store.models():
             return
-        trained = sorted((self.dir / "checkpoints").glob("round-*.pt"))
+        trained = sorted((self.dir / "checkpoints").glob("*.pt"))
         if trained:
             raise SessionError(
                 f"label database holds no labels but checkpoints/ holds {len(trained)} trained "
-                "round(s): it was emptied or replaced. Restore labels.sqlite (and "
+                "model(s): it was emptied or replaced. Restore labels.sqlite (and "
                 "labels.sqlite-wal) from a backup; or, to start the labels again, move "
                 "checkpoints/ and predictions/ out of the session folder",
                 self.store.path,

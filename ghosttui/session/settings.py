@@ -139,7 +139,7 @@ class SamplingSpec:
         whole(self.round_size, "[sampling] round_size (0: automatic)", 0)
         whole(self.diversity_radius, "[sampling] diversity_radius", 0)
         choice(self.uncertainty, "[sampling] uncertainty", ("margin", "entropy"))
-        whole(self.holdout, "[sampling] holdout", 0)
+        whole(self.holdout, "[sampling] holdout (-1: 10% of the budget)", -1)
         whole(self.seed, "[sampling] seed", 0, 2**32 - 1)
 
     @property

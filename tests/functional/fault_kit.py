@@ -50,6 +50,7 @@ def fake_round(session: Session, seed: int) -> int:
         reason="fake",
         metrics={"labels": 12},
     )
+    session.store.plan_round(round_number + 1, [], "fake", {})  # the next model's round
     return record.id
 
 

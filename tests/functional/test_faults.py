@@ -397,7 +397,7 @@ def _replace(folder: Path) -> None:
     [
         (_delete, "label database is missing"),
         (_truncate, "label database is empty (0 bytes)"),
-        (_replace, "holds no labels but checkpoints/ holds 1 trained round"),
+        (_replace, "holds no labels but checkpoints/ holds 1 trained model"),
     ],
     ids=["deleted", "emptied", "replaced"],
 )

@@ -314,12 +314,12 @@ def test_the_whole_battery_never_says_internal_error_but_a_bug_does(run_cli, ctx
         result = run_cli(*setup(ctx))
         assert result.code == 2 and "internal error" not in result.err, (name, result.err)
     # a real bug is still reported as one, with exit status 1
-    import ghosttui.session.session as session_module
+    import ghosttui.session.store as store_module
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a real bug")
 
-    monkeypatch.setattr(session_module.Session, "current_model", bug)
+    monkeypatch.setattr(store_module.LabelStore, "models", bug)
     result = run_cli("status", "s")
     assert result.code == 1
     assert "ghosttui: internal error: ZeroDivisionError: a real bug" in result.err

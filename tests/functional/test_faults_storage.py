@@ -157,9 +157,9 @@ WRITERS = [
     ),
     (
         "train-checkpoint",
-        "r0001-e",  # a new model's checkpoint: round 1, then the event it was trained up to
+        "r0002-e",  # a new model's checkpoint: round 2, then the event it was trained up to
         ["train", "s", "--epochs", "1"],
-        "{session}/checkpoints/r0001-e",
+        "{session}/checkpoints/r0002-e",
     ),
     ("new-settings", "session.toml", ["new", "t", "--data", "{data}"], "{sessions}/t/session.toml"),
 ]
