@@ -101,7 +101,7 @@ def test_bad_output_names(tmp_path):
 
 
 def test_failed_simulation_leaves_the_old_file(tmp_path, monkeypatch):
-    import ghosttui.simulate as simulate_module
+    import ghosttui.simulate.kinematic as simulate_module
 
     out = tmp_path / "scan.h5"
     out.write_bytes(b"an earlier result")
