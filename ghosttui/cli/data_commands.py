@@ -29,6 +29,7 @@ from ghosttui.cli.options import (
     preprocess_settings,
     progress_bar,
 )
+from ghosttui.errors import GhostError
 from ghosttui.patterns.settings import DEFAULT_SIZE
 from ghosttui.simulate import SimulationSettings
 
@@ -98,50 +99,200 @@ def info(
             )
 
 
+MS = "Multislice (--physics multislice)"
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Argument(help="Output HDF5 file (/data 4D uint16, /truth int8).")],
-    scan: Annotated[str, typer.Option("--scan", help="Scan shape RXxRY.")] = "206x34",
+    physics: Annotated[
+        str,
+        typer.Option(
+            "--physics",
+            help="kinematic (fast boracite-like ghost disks) or multislice (abTEM library "
+            "of a polar perovskite; the one-time library build takes minutes).",
+        ),
+    ] = "kinematic",
+    scan: Annotated[
+        str | None,
+        typer.Option("--scan", help="Scan shape RXxRY (default 206x34; multislice 120x60)."),
+    ] = None,
     size: Annotated[int, typer.Option("--size", help="Detector side in pixels.")] = 128,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed; the scan is deterministic per seed.")
     ] = 0,
-    geometry: Annotated[str, typer.Option("--geometry", help="wall, stripes or needles.")] = "wall",
+    geometry: Annotated[
+        str, typer.Option("--geometry", help="wall, stripes, needles or patches.")
+    ] = "wall",
     ghost_strength: Annotated[
         float,
         typer.Option(
-            "--ghost-strength", help="Ghost / neighbouring Bragg disk intensity, far from walls."
+            "--ghost-strength",
+            help="Kinematic: ghost / neighbouring Bragg disk intensity, far from walls.",
         ),
     ] = SimulationSettings.ghost_strength,
     dose: Annotated[
-        float, typer.Option("--dose", help="Electrons per pattern.")
-    ] = SimulationSettings.dose,
+        float | None,
+        typer.Option("--dose", help="Electrons per pattern (default 5e4; multislice 1e5)."),
+    ] = None,
     truth_npy: Annotated[
         Path | None,
         typer.Option("--truth-npy", help="Also write the truth map as .npy (Rx, Ry) int8."),
     ] = None,
+    structure: Annotated[
+        str, typer.Option("--structure", help="pto (PbTiO3) or bto (BaTiO3).", rich_help_panel=MS)
+    ] = "pto",
+    thickness: Annotated[
+        str,
+        typer.Option("--thickness", help="Thickness range MIN-MAX in nm.", rich_help_panel=MS),
+    ] = "8-30",
+    tilt: Annotated[
+        float,
+        typer.Option("--tilt", help="Largest specimen tilt in mrad.", rich_help_panel=MS),
+    ] = 3.0,
+    semiangle: Annotated[
+        float,
+        typer.Option("--semiangle", help="Probe semiangle in mrad.", rich_help_panel=MS),
+    ] = 1.8,
+    step: Annotated[
+        float, typer.Option("--step", help="Scan step in nm.", rich_help_panel=MS)
+    ] = 2.0,
+    detector_angle: Annotated[
+        float,
+        typer.Option(
+            "--detector-angle",
+            help="Half-width of the detector in mrad (the camera length).",
+            rich_help_panel=MS,
+        ),
+    ] = 32.0,
+    angle: Annotated[
+        float | None,
+        typer.Option(
+            "--angle",
+            help="Stripes/patches: angle of the walls in degrees (default: random 25-45).",
+            rich_help_panel=MS,
+        ),
+    ] = None,
+    library_thickness: Annotated[
+        float,
+        typer.Option(
+            "--library-thickness",
+            help="Thickest crystal the library holds, nm (a thicker one is a new library).",
+            rich_help_panel=MS,
+        ),
+    ] = 30.0,
+    library_angle: Annotated[
+        float,
+        typer.Option(
+            "--library-angle",
+            help="Widest incident direction the library holds (tilt + semiangle), mrad.",
+            rich_help_panel=MS,
+        ),
+    ] = 5.0,
 ) -> None:
-    """Write a synthetic boracite-like scan with its ground-truth domain map."""
-    from ghosttui.data.options import parse_shape
-    from ghosttui.simulate import CLASSES
-    from ghosttui.simulate import simulate as run_simulation
+    """Write a simulated scan with its ground-truth domain map.
 
-    settings = SimulationSettings(
-        scan=parse_shape(scan),
-        size=size,
-        geometry=geometry,
-        seed=seed,
-        dose=dose,
-        ghost_strength=ghost_strength,
-    )
+    --physics kinematic (default): a fast boracite-like scan whose polarization shows as
+    faint ghost disks. --physics multislice: dynamical diffraction of PbTiO3 or BaTiO3
+    from an abTEM multislice library (built once, then cached), with thickness and tilt
+    maps, frozen phonons, footprint mixing at walls and detector effects.
+    """
+    from ghosttui.data.options import parse_shape
+    from ghosttui.simulate import CLASSES, PHYSICS
+
+    if physics not in PHYSICS:
+        raise GhostError(f"unknown --physics {physics!r} (known: {', '.join(PHYSICS)})")
     started = time.perf_counter()
-    with progress_bar("simulating") as update:
-        run_simulation(out, settings, progress=update, truth_npy=truth_npy)
+    if physics == "multislice":
+        settings = _simulate_multislice(
+            out,
+            scan=parse_shape(scan or "120x60"),
+            size=size,
+            seed=seed,
+            geometry=geometry,
+            dose=1.0e5 if dose is None else dose,
+            truth_npy=truth_npy,
+            structure=structure,
+            thickness=_parse_range(thickness),
+            tilt=tilt,
+            semiangle=semiangle,
+            step=step,
+            detector_angle=detector_angle,
+            angle=angle,
+            library_thickness=library_thickness,
+            library_angle=library_angle,
+        )
+        extra = f", {settings.structure} {thickness} nm, tilt <= {tilt:g} mrad"
+    else:
+        from ghosttui.simulate import simulate as run_simulation
+
+        settings = SimulationSettings(
+            scan=parse_shape(scan or "206x34"),
+            size=size,
+            geometry=geometry,
+            seed=seed,
+            dose=SimulationSettings.dose if dose is None else dose,
+            ghost_strength=ghost_strength,
+        )
+        with progress_bar("simulating") as update:
+            run_simulation(out, settings, progress=update, truth_npy=truth_npy)
+        extra = ""
     console.print(
         f"wrote {out}: {settings.scan[0]}x{settings.scan[1]} scan of {size}x{size} patterns, "
-        f"geometry {geometry}, seed {seed}, classes {','.join(CLASSES)} "
+        f"{physics}, geometry {geometry}{extra}, seed {seed}, classes {','.join(CLASSES)} "
         f"({time.perf_counter() - started:.1f} s)"
     )
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    """``"8-30"`` -> (8.0, 30.0); ``"20"`` -> (20.0, 20.0)."""
+    parts = text.split("-")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise GhostError(f"--thickness must look like MIN-MAX in nm, e.g. 8-30 (got {text!r})")
+    return (values[0], values[-1])
+
+
+def _simulate_multislice(out: Path, truth_npy: Path | None, **options):
+    from ghosttui.simulate.compose import (
+        MultisliceSettings,
+        check_library,
+        check_output,
+        library_ready,
+        simulate_multislice,
+    )
+    from ghosttui.simulate.library import ensure_library
+
+    settings = MultisliceSettings(
+        scan=options["scan"],
+        size=options["size"],
+        geometry=options["geometry"],
+        seed=options["seed"],
+        dose=options["dose"],
+        structure=options["structure"],
+        thickness=options["thickness"],
+        tilt=options["tilt"],
+        semiangle=options["semiangle"],
+        step=options["step"],
+        detector_angle=options["detector_angle"],
+        stripe_angle=options["angle"],
+    )
+    spec = settings.library_spec(
+        max_thickness_nm=options["library_thickness"], max_angle_mrad=options["library_angle"]
+    )
+    check_library(settings, spec)
+    check_output(Path(out), settings)
+    if library_ready(spec):
+        library = ensure_library(spec)
+    else:
+        with progress_bar(f"{settings.structure} multislice library (once)") as update:
+            library = ensure_library(spec, update)
+    with progress_bar("composing") as update:
+        simulate_multislice(out, settings, library, progress=update, truth_npy=truth_npy)
+    return settings
 
 
 @app.command()

@@ -34,6 +34,7 @@ import torch
 
 from ghosttui.data.layout import write_flat
 from ghosttui.errors import GhostError
+from ghosttui.simulate.detector import detector_model
 from ghosttui.simulate.layouts import (
     CLASSES,
     GEOMETRIES,
@@ -66,6 +67,8 @@ class SimulationSettings:
             )
         if self.size < 32:
             raise GhostError(f"--size must be at least 32 detector pixels (got {self.size})")
+        if not math.isfinite(self.dose) or self.dose <= 0:
+            raise GhostError(f"--dose must be a positive number of electrons (got {self.dose:g})")
         if min(self.scan) < 4:
             raise GhostError(f"--scan must be at least 4x4 (got {self.scan[0]}x{self.scan[1]})")
         if len(self.classes) != 3 or len(set(self.classes)) != 3:
@@ -155,35 +158,6 @@ def _smooth_fields(settings: SimulationSettings, count: int) -> np.ndarray:
     return smooth_fields(settings.scan, count, np.random.default_rng([settings.seed, 3]))
 
 
-@dataclass
-class _Detector:
-    gain: np.ndarray  # (Q, Q)
-    hot_index: np.ndarray  # flat indices
-    hot_counts: np.ndarray
-    dead_index: np.ndarray
-
-
-def _detector(settings: SimulationSettings) -> _Detector:
-    q = settings.size
-    rng = np.random.default_rng([settings.seed, 4])
-    gain = np.clip(rng.normal(1.0, 0.04, (q, q)), 0.8, 1.2)
-    quads = rng.uniform(0.97, 1.03, 4)
-    h = q // 2
-    gain[:h, :h] *= quads[0]
-    gain[:h, h:] *= quads[1]
-    gain[h:, :h] *= quads[2]
-    gain[h:, h:] *= quads[3]
-    n_hot = max(4, round(q * q * 2e-4))
-    n_dead = max(2, round(q * q * 5e-5))
-    picks = rng.choice(q * q, n_hot + n_dead, replace=False)
-    return _Detector(
-        gain=gain.astype(np.float32),
-        hot_index=picks[:n_hot],
-        hot_counts=rng.uniform(100, 2000, n_hot).astype(np.float32),
-        dead_index=picks[n_hot:],
-    )
-
-
 # -- rendering ------------------------------------------------------------------------------
 def _draw_disks(
     image: torch.Tensor, centres: torch.Tensor, intensity: torch.Tensor, radius: float, edge: float
@@ -214,7 +188,7 @@ class _Renderer:
     def __init__(self, settings: SimulationSettings) -> None:
         self.settings = settings
         self.crystal = _crystal(settings)
-        self.detector = _detector(settings)
+        self.detector = detector_model(settings.size, settings.seed)
         self.truth, self.strength = domain_truth(settings)
         q = settings.size
         fields = _smooth_fields(settings, 7)
@@ -300,15 +274,7 @@ class _Renderer:
             * torch.from_numpy(dose.astype(np.float32))[:, :, None]
             / diffuse.sum((1, 2), keepdim=True)
         )
-        lam = (image + diffuse) * torch.from_numpy(d.gain)
-        lam.view(n, -1)[:, torch.from_numpy(d.dead_index)] = 0.0
-        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
-        counts = torch.poisson(lam, generator=generator)
-        hot = torch.from_numpy(d.hot_counts)
-        counts.view(n, -1)[:, torch.from_numpy(d.hot_index)] += torch.poisson(
-            hot.expand(n, -1).contiguous(), generator=generator
-        )
-        return counts.clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
+        return d.record(image + diffuse, seed)
 
 
 def _neighbour_index(hk: np.ndarray, step: tuple[int, int]) -> np.ndarray:
