@@ -336,7 +336,9 @@ def test_composed_scan_file(use_tiny_cache, tmp_path):
             assert f[name].shape == shape, name
         polarization = f["polarization"][()]
         pure = f["variant_weights"][()].max(-1) > 0.999
-        assert np.allclose(np.linalg.norm(polarization[pure & (truth[()] != NONE)], axis=-1), 1, atol=2e-3)
+        assert np.allclose(
+            np.linalg.norm(polarization[pure & (truth[()] != NONE)], axis=-1), 1, atol=2e-3
+        )
         assert np.allclose(polarization[pure & (truth[()] == NONE)], 0, atol=2e-3)
         assert f["simulation"].attrs["physics"] == "multislice"
         counts = data[()].reshape(-1, 64 * 64).sum(1)
