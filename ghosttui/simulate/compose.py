@@ -317,8 +317,9 @@ def _rotation(degrees: float) -> np.ndarray:
 class _Variant:
     op: np.ndarray  # (2, 2) canonical lab frame -> detector frame
     phase: PhaseData
-    table: torch.Tensor  # (T, N, N, G) intensities
-    centres: torch.Tensor  # (G, 2) disk centres relative to the origin, pixels
+    volume: torch.Tensor  # (1, 1, G * T, N, N): the phase's rocking curves, beam-major
+    beams: torch.Tensor  # (K,) indices of the beams that can reach the detector
+    centres: torch.Tensor  # (K, 2) their disk centres relative to the origin, pixels
     thickness_step: float  # nm between exit planes
     diffuse: torch.Tensor  # (P, Q, Q) diffuse background centred on the detector
     diffuse_planes: np.ndarray  # (P,) library planes held in ``diffuse``
@@ -342,21 +343,20 @@ class PatternModel:
         self.step = float(axis[1] - axis[0])
         self.n_dir = len(axis)
         self.detector = detector_model(q, settings.seed)
-        # a disk is drawn on a window of pixel offsets aligned with its centre (the same
-        # incident directions for every beam), then spread onto the detector's pixels
-        radius_px = settings.semiangle / self.pixel
-        reach = math.ceil(radius_px + 1.0)
+        # every disk is drawn on the pixels within one pixel of its rim
+        self.radius_px = settings.semiangle / self.pixel
+        reach = math.ceil(self.radius_px + 1.0)
         grid = torch.arange(-reach, reach + 1, dtype=torch.float32)
         offsets = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
-        r = torch.linalg.norm(offsets, dim=-1)
-        aperture = (radius_px - r + 0.5).clamp(0.0, 1.0)  # fraction of the pixel inside
-        keep_offsets = aperture > 0
-        self.offsets = offsets[keep_offsets]  # (S, 2) pixels
-        # each sample's share of the beam: its part of the aperture (sums to one)
-        self.aperture = aperture[keep_offsets] / aperture[keep_offsets].sum()
-        kappa = self.offsets * self.pixel  # incident directions, mrad
-        scale = (settings.semiangle * 0.999 / r[keep_offsets].clamp(min=1e-9)).clamp(max=1.0)
-        self.kappa = kappa * scale[:, None]  # edge pixels read the rim of the aperture
+        self.offsets = offsets[torch.linalg.norm(offsets, dim=-1) <= self.radius_px + 1.5]
+        volumes = {
+            name: torch.from_numpy(
+                np.ascontiguousarray(
+                    np.nan_to_num(phase.intensity).transpose(3, 0, 1, 2), dtype=np.float32
+                )
+            ).reshape(1, 1, -1, self.n_dir, self.n_dir)
+            for name, phase in library.phases.items()
+        }
         rotation = _rotation(azimuth)
         k_pixel = self.pixel * 1e-3 / self.wavelength  # 1/A per detector pixel
         yy, xx = np.meshgrid(np.arange(q) - q / 2, np.arange(q) - q / 2)
@@ -395,9 +395,8 @@ class PatternModel:
                 _Variant(
                     op=op,
                     phase=phase,
-                    table=torch.from_numpy(
-                        np.nan_to_num(phase.intensity[..., keep]).astype(np.float32)
-                    ),
+                    volume=volumes[VARIANT_PHASE[v]],
+                    beams=torch.from_numpy(np.flatnonzero(keep)),
                     centres=torch.from_numpy(centres[keep].astype(np.float32)),
                     thickness_step=step_nm,
                     diffuse=torch.nn.functional.conv2d(
@@ -416,39 +415,42 @@ class PatternModel:
     def _disks(
         self, var: _Variant, origin: torch.Tensor, tilt: torch.Tensor, thickness: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Detector pixels (n, 4*G*S, 2) and their share of the beam (n, 4*G*S) for every disk.
+        """Detector pixels (n, K*S, 2) and their share of the beam (n, K*S) for every disk.
 
-        Every disk is sampled on the window of directions ``kappa`` around its centre: the
-        library, interpolated in thickness, is read at ``O^-1 (kappa + t)`` (bilinearly, by
-        ``grid_sample``, all beams at once), weighted by the aperture, then spread onto the
-        four detector pixels around each sample's sub-pixel position.
+        Pixel q of disk g reads beam g's rocking curve at the incident direction
+        ``O^-1 (q - centre_g + t)`` and the position's thickness: one trilinear
+        ``grid_sample`` over (thickness, direction) for all beams and pixels, the beams laid
+        end to end along the depth axis so that interpolation never mixes two of them. The
+        share is weighted by the part of the pixel inside the aperture, normalised per disk.
         """
         n = origin.shape[0]
-        t_count, nd = var.phase.intensity.shape[0], self.n_dir
-        p = (thickness / var.thickness_step).clamp(0, t_count - 1.0001)
-        p0 = torch.floor(p).long()
-        fp = (p - p0)[:, None, None, None]
-        table = var.table[p0] * (1 - fp) + var.table[p0 + 1] * fp  # (n, N, N, G)
+        t_count = var.phase.intensity.shape[0]
+        nd = self.n_dir
+        centres = origin[:, None, :] + var.centres[None]  # (n, K, 2)
+        pixels = torch.floor(centres)[:, :, None, :] + self.offsets  # (n, K, S, 2)
+        kappa = (pixels - centres[:, :, None, :]) * self.pixel  # mrad
+        r = torch.linalg.norm(kappa, dim=-1)
+        aperture = ((self.settings.semiangle - r) / self.pixel + 0.5).clamp(0.0, 1.0)
+        aperture = aperture / aperture.sum(-1, keepdim=True)
+        rim = (self.settings.semiangle * 0.999 / r.clamp(min=1e-9)).clamp(max=1.0)
         op = torch.from_numpy(var.op.astype(np.float32))
-        d = (self.kappa[None] + tilt[:, None, :]) @ op  # (n, S, 2): O^-1 (kappa + t), mrad
-        norm = (d - self.axis0) / self.step / (nd - 1) * 2 - 1
-        grid = torch.stack([norm[..., 1], norm[..., 0]], -1)[:, None]  # (n, 1, S, 2): (j, i)
+        d = (kappa * rim[..., None] + tilt[:, None, None, :]) @ op  # O^-1 (kappa + t)
+        index = ((d - self.axis0) / self.step).clamp(0, nd - 1)  # (n, K, S, 2): (i, j)
+        p = (thickness / var.thickness_step).clamp(0, t_count - 1)  # (n,)
+        depth = (var.beams[None, :, None] * t_count + p[:, None, None]).expand_as(r)  # (n, K, S)
+        grid = torch.stack(
+            [
+                index[..., 1] / (nd - 1) * 2 - 1,
+                index[..., 0] / (nd - 1) * 2 - 1,
+                depth / (var.volume.shape[2] - 1) * 2 - 1,
+            ],
+            -1,
+        )[None]  # (1, n, K, S, 3): (W = j, H = i, D = beam * T + plane)
         values = torch.nn.functional.grid_sample(
-            table.permute(0, 3, 1, 2), grid, mode="bilinear", align_corners=True
-        )[:, :, 0]  # (n, G, S)
-        share = values * self.aperture
-        where = origin[:, None, None, :] + var.centres[None, :, None, :] + self.offsets  # (n,G,S,2)
-        base = torch.floor(where)
-        frac = where - base
-        base = base.long()
-        pixels, shares = [], []
-        for dx in (0, 1):
-            wx = frac[..., 0] if dx else 1 - frac[..., 0]
-            for dy in (0, 1):
-                wy = frac[..., 1] if dy else 1 - frac[..., 1]
-                pixels.append(base + torch.tensor([dx, dy]))
-                shares.append(share * wx * wy)
-        return torch.stack(pixels, 1).reshape(n, -1, 2), torch.stack(shares, 1).reshape(n, -1)
+            var.volume, grid, mode="bilinear", align_corners=True
+        )[0, 0]  # (n, K, S)
+        share = values * aperture
+        return pixels.long().reshape(n, -1, 2), share.reshape(n, -1)
 
     def _diffuse(
         self, var: _Variant, origin: torch.Tensor, thickness: torch.Tensor

@@ -43,8 +43,6 @@ from ghosttui.simulate.structures import (
     unit_cell,
 )
 
-pytest.importorskip("abtem")
-
 TINY_SPEC = LibrarySpec(
     max_thickness_nm=4.0,
     max_angle_mrad=1.0,
@@ -73,6 +71,7 @@ def tiny_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_cache):
+    pytest.importorskip("abtem")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GHOSTTUI_CACHE_DIR", str(tiny_cache))
         return load_library(build_library(TINY_SPEC))
@@ -217,8 +216,8 @@ def test_polar_signal_only_in_polar_cells_flips_with_p_and_grows(model, tiny):
         across, _ = friedel(model, model.pattern(2, t), axis=0, cell=tiny.phases["polar"].cell[1])
         parent, parent_sum = friedel(model, model.pattern(4, t), axis=0, cell=c_parent)
         total = model.pattern(0, t).sum()
-        assert abs(parent) <= 1e-6 * parent_sum  # centrosymmetric: exactly Friedel-symmetric
-        assert abs(across) <= 1e-6 * plus_sum  # no asymmetry across the polar axis
+        assert abs(parent) <= 1e-5 * parent_sum  # centrosymmetric: Friedel-symmetric (float32)
+        assert abs(across) <= 1e-5 * plus_sum  # no asymmetry across the polar axis
         assert plus == pytest.approx(-minus, rel=1e-4)  # -P: the mirror image
         assert along_y == pytest.approx(plus, rel=1e-4)  # P along Qy: the rotated image
         asymmetry[t] = abs(plus) / total
@@ -241,7 +240,7 @@ def test_tilt_breaks_friedel_symmetry_even_in_the_parent(model, tiny):
     c = tiny.phases["parent"].cell[0]
     straight, _ = friedel(model, model.pattern(4, 3.0), axis=0, cell=c)
     tilted, total = friedel(model, model.pattern(4, 3.0, tilt=(0.3, 0.0)), axis=0, cell=c)
-    assert abs(straight) <= 1e-6 * total
+    assert abs(straight) <= 1e-5 * total
     assert abs(tilted) > 1e-3 * total
 
 
@@ -249,6 +248,7 @@ def test_tilt_breaks_friedel_symmetry_even_in_the_parent(model, tiny):
 def test_phonon_library_is_symmetric_and_cached(tmp_path, monkeypatch):
     """Frozen phonons: a different library (its own file), still exactly symmetric where
     the structure is, and a second request builds nothing."""
+    pytest.importorskip("abtem")
     monkeypatch.setenv("GHOSTTUI_CACHE_DIR", str(tmp_path))
     spec = LibrarySpec(
         max_thickness_nm=1.5,
