@@ -261,10 +261,9 @@ def _simulate_multislice(out: Path, truth_npy: Path | None, **options):
         MultisliceSettings,
         check_library,
         check_output,
-        library_ready,
         simulate_multislice,
     )
-    from ghosttui.simulate.library import ensure_library
+    from ghosttui.simulate.library import ensure_library, is_cached
 
     settings = MultisliceSettings(
         scan=options["scan"],
@@ -285,7 +284,7 @@ def _simulate_multislice(out: Path, truth_npy: Path | None, **options):
     )
     check_library(settings, spec)
     check_output(Path(out), settings)
-    if library_ready(spec):
+    if is_cached(spec):
         library = ensure_library(spec)
     else:
         with progress_bar(f"{settings.structure} multislice library (once)") as update:

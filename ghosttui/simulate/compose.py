@@ -50,7 +50,7 @@ from ghosttui.simulate.layouts import (
     smooth_fields,
     variant_layout,
 )
-from ghosttui.simulate.library import Library, LibrarySpec, PhaseData, cached_library
+from ghosttui.simulate.library import Library, LibrarySpec, PhaseData
 from ghosttui.simulate.structures import (
     IDENTITY,
     MIRROR_X,
@@ -94,19 +94,19 @@ class MultisliceSettings:
                 f"unknown --geometry {self.geometry!r} (known: {', '.join(GEOMETRIES)})"
             )
         get_structure(self.structure)
-        numbers = {
-            "--dose": self.dose,
-            "--thickness": self.thickness[0],
-            "--thickness ": self.thickness[1],
-            "--tilt": self.tilt,
-            "--semiangle": self.semiangle,
-            "--step": self.step,
-            "--wall-width": self.wall_width,
-            "--detector-angle": self.detector_angle,
-        }
-        for name, value in numbers.items():
+        numbers = [
+            ("--dose", self.dose),
+            ("--thickness", self.thickness[0]),
+            ("--thickness", self.thickness[1]),
+            ("--tilt", self.tilt),
+            ("--semiangle", self.semiangle),
+            ("--step", self.step),
+            ("--wall-width", self.wall_width),
+            ("--detector-angle", self.detector_angle),
+        ]
+        for name, value in numbers:
             if not math.isfinite(value):
-                raise GhostError(f"{name.strip()} must be a finite number (got {value})")
+                raise GhostError(f"{name} must be a finite number (got {value})")
         if self.dose <= 0:
             raise GhostError(f"--dose must be positive (got {self.dose:g})")
         if not 0 < self.thickness[0] <= self.thickness[1]:
@@ -332,6 +332,8 @@ class PatternModel:
     """
 
     def __init__(self, settings: MultisliceSettings, library: Library, azimuth: float) -> None:
+        from scipy.ndimage import map_coordinates
+
         self.settings = settings
         self.library = library
         q = settings.size
@@ -384,8 +386,6 @@ class PatternModel:
             dk = phase.diffuse_step
             cx, cy = (np.array(phase.diffuse.shape[1:]) - 1) / 2
             coords = [cx + k_canonical[..., 0] / dk[0], cy + k_canonical[..., 1] / dk[1]]
-            from scipy.ndimage import map_coordinates
-
             images = []
             for p in planes:
                 density = map_coordinates(phase.diffuse[p], coords, order=1, mode="constant")
@@ -652,8 +652,3 @@ def _write_scan(
             "data is (Rx, Ry, Qx, Qy); horizontal = polarization along Qy (image columns), "
             "vertical = along Qx (rows)"
         )
-
-
-def library_ready(spec: LibrarySpec) -> bool:
-    """True when the library for ``spec`` is already cached (composition needs no abTEM)."""
-    return cached_library(spec) is not None
