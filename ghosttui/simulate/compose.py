@@ -367,7 +367,6 @@ class PatternModel:
         ax = np.arange(-span, span + 1)
         disk = (np.hypot(*np.meshgrid(ax, ax, indexing="ij")) <= radius).astype(np.float32)
         disk = torch.from_numpy(disk / disk.sum())[None, None]
-        low, high = settings.thickness
         self.variants: list[_Variant] = []
         for v in range(len(VARIANTS)):
             op = rotation @ VARIANT_OPS[v]
@@ -376,10 +375,7 @@ class PatternModel:
             centres = g_det * self.wavelength * 1e3 / self.pixel
             keep = np.linalg.norm(centres, axis=1) <= q / math.sqrt(2) + radius + 0.05 * q + 2
             step_nm = float(phase.thickness_nm[1] - phase.thickness_nm[0])
-            planes = np.arange(
-                max(0, math.floor(low / step_nm) - 1),
-                min(len(phase.thickness_nm), math.ceil(high / step_nm) + 2),
-            )
+            planes = np.arange(len(phase.thickness_nm))
             # diffuse: sample the canonical map at O^-1 k for every detector pixel
             k = np.stack([xx, yy], -1) * k_pixel  # (Q, Q, 2) detector frame
             k_canonical = k @ op  # O^-1 k as row vectors (O orthogonal)
