@@ -22,6 +22,16 @@ from ghosttui.simulate.compose import MultisliceSettings, simulate_multislice
 from ghosttui.simulate.library import build_library, load_library
 
 
+def data_digest(path) -> str:
+    """sha256 of a scan's /data: the same settings and seed must give the same bytes."""
+    import hashlib
+
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return hashlib.sha256(f["data"][()].tobytes()).hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--structure", default="pto")
@@ -52,6 +62,7 @@ def main() -> None:
     compose = time.perf_counter() - started
     load_after = os.getloadavg()
     size_mib = path.stat().st_size / 2**20
+    digest = data_digest(out)
     out.unlink()
     if not args.keep_library:
         shutil.rmtree(cache, ignore_errors=True)
@@ -73,6 +84,7 @@ def main() -> None:
             "library_build_s": round(build, 1),
             "library_steps": steps[-1][1] if steps else 0,
             "library_file_mib": round(size_mib, 1),
+            "scan_data_sha256": digest,
             "compose_s": round(compose, 1),
             "compose_patterns_per_s": round(settings.scan[0] * settings.scan[1] / compose, 1),
             "targets": {"library_build_s": 900, "compose_s": 60},
