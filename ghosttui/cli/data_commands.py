@@ -31,7 +31,6 @@ from ghosttui.cli.options import (
 )
 from ghosttui.errors import GhostError
 from ghosttui.patterns.settings import DEFAULT_SIZE
-from ghosttui.simulate import SimulationSettings
 
 
 def _human_bytes(n: float) -> str:
@@ -125,15 +124,21 @@ def simulate(
         str, typer.Option("--geometry", help="wall, stripes, needles or patches.")
     ] = "wall",
     ghost_strength: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--ghost-strength",
-            help="Kinematic: ghost / neighbouring Bragg disk intensity, far from walls.",
+            help="Kinematic: ghost / neighbouring Bragg disk intensity, far from walls "
+            "(default: the simulator's, 0.05).",
+            show_default=False,
         ),
-    ] = SimulationSettings.ghost_strength,
+    ] = None,
     dose: Annotated[
         float | None,
-        typer.Option("--dose", help="Electrons per pattern (default 5e4; multislice 1e5)."),
+        typer.Option(
+            "--dose",
+            help="Electrons per pattern (default: 50000; multislice 100000).",
+            show_default=False,
+        ),
     ] = None,
     truth_npy: Annotated[
         Path | None,
@@ -224,15 +229,16 @@ def simulate(
         )
         extra = f", {settings.structure} {thickness} nm, tilt <= {tilt:g} mrad"
     else:
+        from ghosttui.simulate import SimulationSettings
         from ghosttui.simulate import simulate as run_simulation
 
+        given = {"dose": dose, "ghost_strength": ghost_strength}
         settings = SimulationSettings(
             scan=parse_shape(scan or "206x34"),
             size=size,
             geometry=geometry,
             seed=seed,
-            dose=SimulationSettings.dose if dose is None else dose,
-            ghost_strength=ghost_strength,
+            **{key: value for key, value in given.items() if value is not None},
         )
         with progress_bar("simulating") as update:
             run_simulation(out, settings, progress=update, truth_npy=truth_npy)
