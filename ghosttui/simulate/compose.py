@@ -236,7 +236,9 @@ class ScanMaps:
     weights: np.ndarray  # (Rx, Ry, 5) float32, variants under the probe footprint
     truth: np.ndarray  # (Rx, Ry) int8
     thickness: np.ndarray  # (Rx, Ry) nm
-    tilt: np.ndarray  # (Rx, Ry, 2) mrad along Qx, Qy
+    tilt: (
+        np.ndarray
+    )  # (Rx, Ry, 2) mrad along Qx, Qy: the beam's direction relative to the zone axis
     origin: np.ndarray  # (Rx, Ry, 2) pixels
     current: np.ndarray  # (Rx, Ry)
     azimuth: float  # degrees, the crystal's rotation about the beam relative to the detector
