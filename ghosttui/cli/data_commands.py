@@ -29,6 +29,7 @@ from ghosttui.cli.options import (
     preprocess_settings,
     progress_bar,
 )
+from ghosttui.errors import GhostError
 from ghosttui.patterns.settings import DEFAULT_SIZE
 
 if TYPE_CHECKING:
@@ -171,20 +172,36 @@ def _print_preview(data: Scan) -> None:
         )
 
 
+MS = "Multislice (--physics multislice)"
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Argument(help="Output HDF5 file (/data 4D uint16, /truth int8).")],
-    scan: Annotated[str, typer.Option("--scan", help="Scan shape RXxRY.")] = "206x34",
+    physics: Annotated[
+        str,
+        typer.Option(
+            "--physics",
+            help="kinematic (fast boracite-like ghost disks) or multislice (abTEM library "
+            "of a polar perovskite; the one-time library build takes minutes).",
+        ),
+    ] = "kinematic",
+    scan: Annotated[
+        str | None,
+        typer.Option("--scan", help="Scan shape RXxRY (default 206x34; multislice 120x60)."),
+    ] = None,
     size: Annotated[int, typer.Option("--size", help="Detector side in pixels.")] = 128,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed; the scan is deterministic per seed.")
     ] = 0,
-    geometry: Annotated[str, typer.Option("--geometry", help="wall, stripes or needles.")] = "wall",
+    geometry: Annotated[
+        str, typer.Option("--geometry", help="wall, stripes, needles or patches.")
+    ] = "wall",
     ghost_strength: Annotated[
         float | None,
         typer.Option(
             "--ghost-strength",
-            help="Ghost / neighbouring Bragg disk intensity, far from walls "
+            help="Kinematic: ghost / neighbouring Bragg disk intensity, far from walls "
             "(default: the simulator's, 0.05).",
             show_default=False,
         ),
@@ -193,7 +210,7 @@ def simulate(
         float | None,
         typer.Option(
             "--dose",
-            help="Electrons per pattern (default: the simulator's, 50000).",
+            help="Electrons per pattern (default: 50000; multislice 100000).",
             show_default=False,
         ),
     ] = None,
@@ -201,12 +218,71 @@ def simulate(
         Path | None,
         typer.Option("--truth-npy", help="Also write the truth map as .npy (Rx, Ry) int8."),
     ] = None,
+    structure: Annotated[
+        str, typer.Option("--structure", help="pto (PbTiO3) or bto (BaTiO3).", rich_help_panel=MS)
+    ] = "pto",
+    thickness: Annotated[
+        str,
+        typer.Option("--thickness", help="Thickness range MIN-MAX in nm.", rich_help_panel=MS),
+    ] = "8-30",
+    tilt: Annotated[
+        float,
+        typer.Option("--tilt", help="Largest specimen tilt in mrad.", rich_help_panel=MS),
+    ] = 3.0,
+    semiangle: Annotated[
+        float,
+        typer.Option("--semiangle", help="Probe semiangle in mrad.", rich_help_panel=MS),
+    ] = 1.8,
+    step: Annotated[
+        float, typer.Option("--step", help="Scan step in nm.", rich_help_panel=MS)
+    ] = 2.0,
+    detector_angle: Annotated[
+        float,
+        typer.Option(
+            "--detector-angle",
+            help="Half-width of the detector in mrad (the camera length).",
+            rich_help_panel=MS,
+        ),
+    ] = 32.0,
+    angle: Annotated[
+        float | None,
+        typer.Option(
+            "--angle",
+            help="Stripes/patches: angle of the walls in degrees (default: random 25-45).",
+            rich_help_panel=MS,
+        ),
+    ] = None,
+    library_thickness: Annotated[
+        float,
+        typer.Option(
+            "--library-thickness",
+            help="Thickest crystal the library holds, nm (a thicker one is a new library).",
+            rich_help_panel=MS,
+        ),
+    ] = 30.0,
+    library_angle: Annotated[
+        float,
+        typer.Option(
+            "--library-angle",
+            help="Widest incident direction the library holds (tilt + semiangle), mrad.",
+            rich_help_panel=MS,
+        ),
+    ] = 5.0,
 ) -> None:
-    """Write a synthetic boracite-like scan with its ground-truth domain map."""
+    """Write a simulated scan with its ground-truth domain map.
+
+    --physics kinematic (default): a fast boracite-like scan whose polarization shows as
+    faint ghost disks. --physics multislice: dynamical diffraction of PbTiO3 or BaTiO3
+    from an abTEM multislice library (built once, then cached), with thickness and tilt
+    maps, frozen phonons, footprint mixing at walls and detector effects.
+    """
     from ghosttui.data.options import parse_shape
+    from ghosttui.simulate import CLASSES, PHYSICS
+
+    if physics not in PHYSICS:
+        raise GhostError(f"unknown --physics {physics!r} (known: {', '.join(PHYSICS)})")
     from ghosttui.numbers import real, whole
-    from ghosttui.simulate import CLASSES, SimulationSettings
-    from ghosttui.simulate import simulate as run_simulation
+    from ghosttui.session.protect import check_output as refuse_session_files
 
     whole(seed, "--seed", 0, 2**32 - 1)
     whole(size, "--size", 32, 4096)
@@ -214,27 +290,100 @@ def simulate(
         real(dose, "--dose (electrons per pattern)", above=0.0)
     if ghost_strength is not None:
         real(ghost_strength, "--ghost-strength", 0.0)
-    given = {"dose": dose, "ghost_strength": ghost_strength}
-    settings = SimulationSettings(
-        scan=parse_shape(scan),
-        size=size,
-        geometry=geometry,
-        seed=seed,
-        **{key: value for key, value in given.items() if value is not None},
-    )
-    from ghosttui.session.protect import check_output
-
-    check_output(out)  # before minutes of rendering, not after
+    refuse_session_files(out)  # before minutes of rendering, not after
     if truth_npy is not None:
-        check_output(truth_npy, inputs=[out])
+        refuse_session_files(truth_npy, inputs=[out])
     started = time.perf_counter()
-    with progress_bar("simulating") as update:
-        run_simulation(out, settings, progress=update, truth_npy=truth_npy)
+    if physics == "multislice":
+        settings = _simulate_multislice(
+            out,
+            scan=parse_shape(scan or "120x60"),
+            size=size,
+            seed=seed,
+            geometry=geometry,
+            dose=1.0e5 if dose is None else dose,
+            truth_npy=truth_npy,
+            structure=structure,
+            thickness=_parse_range(thickness),
+            tilt=tilt,
+            semiangle=semiangle,
+            step=step,
+            detector_angle=detector_angle,
+            angle=angle,
+            library_thickness=library_thickness,
+            library_angle=library_angle,
+        )
+        extra = f", {settings.structure} {thickness} nm, tilt <= {tilt:g} mrad"
+    else:
+        from ghosttui.simulate import SimulationSettings
+        from ghosttui.simulate import simulate as run_simulation
+
+        given = {"dose": dose, "ghost_strength": ghost_strength}
+        settings = SimulationSettings(
+            scan=parse_shape(scan or "206x34"),
+            size=size,
+            geometry=geometry,
+            seed=seed,
+            **{key: value for key, value in given.items() if value is not None},
+        )
+        with progress_bar("simulating") as update:
+            run_simulation(out, settings, progress=update, truth_npy=truth_npy)
+        extra = ""
     console.print(
         f"wrote {out}: {settings.scan[0]}x{settings.scan[1]} scan of {size}x{size} patterns, "
-        f"geometry {geometry}, seed {seed}, classes {','.join(CLASSES)} "
+        f"{physics}, geometry {geometry}{extra}, seed {seed}, classes {','.join(CLASSES)} "
         f"({time.perf_counter() - started:.1f} s)"
     )
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    """``"8-30"`` -> (8.0, 30.0); ``"20"`` -> (20.0, 20.0)."""
+    parts = text.split("-")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise GhostError(f"--thickness must look like MIN-MAX in nm, e.g. 8-30 (got {text!r})")
+    return (values[0], values[-1])
+
+
+def _simulate_multislice(out: Path, truth_npy: Path | None, **options):
+    from ghosttui.simulate.compose import (
+        MultisliceSettings,
+        check_library,
+        check_output,
+        simulate_multislice,
+    )
+    from ghosttui.simulate.library import ensure_library, is_cached
+
+    settings = MultisliceSettings(
+        scan=options["scan"],
+        size=options["size"],
+        geometry=options["geometry"],
+        seed=options["seed"],
+        dose=options["dose"],
+        structure=options["structure"],
+        thickness=options["thickness"],
+        tilt=options["tilt"],
+        semiangle=options["semiangle"],
+        step=options["step"],
+        detector_angle=options["detector_angle"],
+        stripe_angle=options["angle"],
+    )
+    spec = settings.library_spec(
+        max_thickness_nm=options["library_thickness"], max_angle_mrad=options["library_angle"]
+    )
+    check_library(settings, spec)
+    check_output(Path(out), settings)
+    if is_cached(spec):
+        library = ensure_library(spec)
+    else:
+        with progress_bar(f"{settings.structure} multislice library (once)") as update:
+            library = ensure_library(spec, update)
+    with progress_bar("composing") as update:
+        simulate_multislice(out, settings, library, progress=update, truth_npy=truth_npy)
+    return settings
 
 
 @app.command()
