@@ -251,7 +251,11 @@ def test_flags_show_no_type_in_help(run_cli):
 
 def test_simulate_help_states_the_simulators_defaults(run_cli):
     from ghosttui.simulate import SimulationSettings
+    from ghosttui.simulate.compose import MultisliceSettings
 
     out = " ".join(run_cli("simulate", "--help").out.split())
     assert f"the simulator's, {SimulationSettings.ghost_strength:g}" in out
-    assert f"the simulator's, {SimulationSettings.dose:g}" in out
+    assert (
+        f"the simulator's, {SimulationSettings.dose:g}; multislice {MultisliceSettings.dose:g}"
+        in out
+    )
