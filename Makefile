@@ -1,4 +1,4 @@
-# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Two commands for a newcomer:  `make demo`  and  `make test`  (`make test-fast` skips slow tests).
 # Torch is installed first and only when it is not importable: CI and a fresh
 # machine get the CPU wheel (TORCH_SPEC); a GPU server's own CUDA torch is kept,
 # because the virtual environment then sees the site-packages of $(PYTHON).
@@ -12,24 +12,31 @@ STAMP := $(VENV)/.ghosttui-installed
 # the tests also run the LiberTEM UDF: `make test` adds the optional extra (about 30 s)
 TEST_STAMP := $(VENV)/.ghosttui-test-extras
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,multislice]" "numpy<2"
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,libertem]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,multislice,libertem]" "numpy<2"
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ghosttui demo
+	@echo "ghosttui is $(BIN)/ghosttui (or 'source $(BIN)/activate' to put it on PATH);"
+	@echo "the demo session is in the sessions home: '$(BIN)/ghosttui sessions' shows where."
 
+# Everything, slow tests included (what CI runs: .ci/run).
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# While developing: everything but the tests marked slow (real training, subprocesses, tmux).
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -43,7 +50,9 @@ BENCH_DATA ?= /tmp/ghosttui-bench
 bench: $(STAMP)
 	mkdir -p $(BENCH_DATA)
 	export GHOSTTUI_BENCH_DATA=$(BENCH_DATA) GHOSTTUI_CACHE_DIR=$(BENCH_DATA)/cache; \
+	$(BIN)/python benchmarks/startup.py && \
 	$(BIN)/python benchmarks/preprocess_speed.py && \
+	$(BIN)/python benchmarks/change_detection.py && \
 	$(BIN)/python benchmarks/tui_latency.py && \
 	$(BIN)/python benchmarks/tui_latency.py --no-training && \
 	for g in wall stripes needles; do \

@@ -70,7 +70,7 @@ with Session.open(session_dir, writable=False) as session:
         from ghosttui.inference.blocks import ModelBundle
         from ghosttui.model.predict import predict_cache
         from ghosttui.patterns.cache import open_or_build
-        bundle = ModelBundle.from_checkpoint(session.latest_checkpoint())
+        bundle = ModelBundle.from_checkpoint(session.load_model(session.find_model()))
         cpu = torch.device("cpu")
         model = bundle.build(cpu)
         with open_or_build(files[0], LoadOptions(), session.settings.preprocess) as cache:

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated cache folder, one small simulated scan, the CLI in-process."""
+"""Shared fixtures: isolated cache, sessions and data folders, one small simulated scan, the CLI."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def sessions_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Every test gets its own empty sessions folder ($GHOSTTUI_SESSIONS)."""
     path = tmp_path_factory.mktemp("sessions")
     monkeypatch.setenv("GHOSTTUI_SESSIONS", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ghosttui data folder (session registry, recorded hashes)."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("GHOSTTUI_DATA_DIR", str(path))
     return path
 
 
@@ -86,6 +94,9 @@ def run_cli(
     # wide consoles, so that rich does not wrap long paths in the output checked below
     monkeypatch.setattr(console, "width", 250)
     monkeypatch.setattr(err_console, "width", 250)
+    import typer.rich_utils
+
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 250)  # typer's help and usage errors
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()  # drop anything printed before
@@ -215,7 +226,8 @@ def quick_model_session(tmp_path_factory: pytest.TempPathFactory, sim_file: Path
     that change it copy the folder; open it with ``Session.open(str(path))``."""
     import torch
 
-    from ghosttui.loop.rounds import train_round
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.rounds import train_model
     from ghosttui.patterns.settings import PreprocessSettings
     from ghosttui.session.session import Session
     from ghosttui.session.settings import make_classes
@@ -235,7 +247,12 @@ def quick_model_session(tmp_path_factory: pytest.TempPathFactory, sim_file: Path
             )
             with session:
                 session.store.import_labels(truth_rows(sim_truth(sim_file), 15, seed=3))
-                train_round(session, epochs=8)
+                # what `ghosttui train` does: a job on the labels, trained, judged, recorded
+                loop = LabellingController(session, resume=False)
+                job = loop.request_training(epochs=8)
+                loop.training_started(job)
+                loop.training_finished(train_model(session, job))
+                assert session.current_model() is not None
     finally:
         torch.set_num_threads(threads)
     return root / "quick"

@@ -42,8 +42,6 @@ class SeriesProgress(Reporter):
         self.n_scans = n_scans
         self.scans_done = len(skipped)
         done = sum(r.n_patterns for r in skipped)
-        self.progress.start()
-        self.started = True
         self.progress.reset(self.task, total=total_patterns, completed=done)
         self._update_fields()
         if skipped:
@@ -54,6 +52,13 @@ class SeriesProgress(Reporter):
             )
 
     def advance(self, patterns: int) -> None:
+        if not self.started:  # drawn once there is work: no bar when everything was done
+            self.progress.start()
+            self.started = True
+        self.progress.advance(self.task, patterns)
+        self._update_fields()
+
+    def found_done(self, patterns: int) -> None:
         self.progress.advance(self.task, patterns)
         self._update_fields()
 

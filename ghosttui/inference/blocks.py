@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ghosttui.data.formats import load_identity
 from ghosttui.errors import DataError
 from ghosttui.inference.series import ScanRef
 from ghosttui.model.checkpoint import Checkpoint
@@ -89,7 +90,8 @@ class ScanPlan:
 def cache_file(ref: ScanRef, settings: PreprocessSettings, cache_dir: str | None = None) -> Path:
     """Where the pattern cache of ``ref`` with ``settings`` lives on this machine."""
     directory = Path(cache_dir) if cache_dir else default_cache_dir()
-    return directory / f"{cache_key(ref.fingerprint, ref.options, settings)}.h5"
+    identity = load_identity(ref.path, ref.options)
+    return directory / f"{cache_key(ref.fingerprint, identity, settings)}.h5"
 
 
 def plan_scan(ref: ScanRef, settings: PreprocessSettings, cache_dir: str | None = None) -> ScanPlan:

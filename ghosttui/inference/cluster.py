@@ -358,7 +358,10 @@ def preprocess_dask(
         for future in as_completed(futures, loop=client.loop):
             ref = futures[future]
             path, reused, seconds = result(future, ref.label)
-            reporter.advance(ref.n_patterns)
+            if reused:
+                reporter.found_done(ref.n_patterns)
+            else:
+                reporter.advance(ref.n_patterns)
             outcome = ScanOutcome(ref, None, seconds, cache=path, reused=reused)
             reporter.scan_done(outcome)
             outcomes.append(outcome)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ghosttui.data.options import LoadOptions
-from ghosttui.errors import ModelError
 from ghosttui.inference.blocks import ModelBundle
 from ghosttui.inference.report import Reporter, ScanOutcome
 from ghosttui.inference.series import ScanRef, discover_series
@@ -37,6 +36,7 @@ class SeriesResult:
     skipped: list[ScanRef]
     out: Path | None = None
     round: int | None = None
+    model_id: int | None = None
     dropped: list[str] | None = None  # unfinished scans of an earlier run, removed
 
 
@@ -86,20 +86,10 @@ def _discover(
     return discover_on_worker(client, absolute, options, [str(Path(e).absolute()) for e in exclude])
 
 
-def checkpoint_for(session: Session, round: int | None) -> Any:
-    """The session's latest checkpoint, or that of ``round``."""
-    from ghosttui.model.checkpoint import load_checkpoint
-
-    if round is None:
-        checkpoint = session.latest_checkpoint()
-        if checkpoint is None:
-            raise ModelError(
-                f"session '{session.name}' has no trained model; run `ghosttui train` first"
-            )
-        return checkpoint
-    return load_checkpoint(
-        session.checkpoint_path(round), session_id=session.settings.id, classes=session.classes
-    )
+def checkpoint_for(session: Session, round: int | None, model_id: int | None = None) -> Any:
+    """The checkpoint of the session's model in use, of ``round``'s last model, or of
+    model ``model_id``."""
+    return session.load_model(session.find_model(round, model_id))
 
 
 def predict_session(
@@ -109,6 +99,7 @@ def predict_session(
     inputs: Sequence[str | Path] | None = None,
     options: LoadOptions | None = None,
     round: int | None = None,
+    model_id: int | None = None,
     device: str | None = None,
     overwrite: bool = False,
     cluster: ClusterSpec | None = None,
@@ -122,7 +113,8 @@ def predict_session(
     """
     reporter = reporter or Reporter()
     out = Path(out).expanduser()
-    bundle = ModelBundle.from_checkpoint(checkpoint_for(session, round))
+    record = session.find_model(round, model_id)
+    bundle = ModelBundle.from_checkpoint(session.load_model(record))
     settings = session.settings.preprocess
     if inputs:
         options = options or LoadOptions()
@@ -140,6 +132,7 @@ def predict_session(
             session=session.name,
             layout=layout,
             overwrite=overwrite,
+            inputs=sorted({ref.path for ref in refs}),
         ) as writer:
             skipped = [ref for ref in refs if writer.done(ref)]
             todo = [ref for ref in refs if ref not in skipped]
@@ -164,7 +157,7 @@ def predict_session(
                     reporter,
                     cluster or ClusterSpec(),
                 )
-    return SeriesResult(outcomes, skipped, out, bundle.round, writer.dropped)
+    return SeriesResult(outcomes, skipped, out, bundle.round, record.id, writer.dropped)
 
 
 def preprocess_series(

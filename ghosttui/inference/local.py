@@ -83,7 +83,10 @@ def preprocess_local(
             rebuild=rebuild,
         )
         cache.close()
-        reporter.advance(ref.n_patterns - done)
+        if reused:
+            reporter.found_done(ref.n_patterns - done)
+        else:
+            reporter.advance(ref.n_patterns - done)
         outcome = ScanOutcome(
             ref, None, time.perf_counter() - started, cache=str(cache.path), reused=reused
         )

@@ -36,6 +36,10 @@ class Reporter:
     def advance(self, patterns: int) -> None:
         """``patterns`` more patterns are done."""
 
+    def found_done(self, patterns: int) -> None:
+        """``patterns`` more patterns needed no work (a cache that already existed)."""
+        self.advance(patterns)
+
     def scan_done(self, outcome: ScanOutcome) -> None:
         """A scan is finished and written."""
 

@@ -34,15 +34,14 @@ from ghosttui.errors import DataError
 from ghosttui.inference.blocks import ModelBundle
 from ghosttui.model.device import resolve_device
 from ghosttui.model.predict import classify_block
-from ghosttui.patterns.preprocess import (
+from ghosttui.patterns.detector import (
     DetectorSurvey,
-    PatternPipeline,
     check_crop,
-    first_bad_pattern,
     survey_from_sum,
     survey_pattern,
     survey_positions,
 )
+from ghosttui.patterns.preprocess import PatternPipeline, first_bad_pattern
 from ghosttui.patterns.settings import PreprocessSettings
 
 BATCH = 512  # frames per model call inside a partition
@@ -171,23 +170,30 @@ class GhostClassifierUDF(UDF):
 
 
 def _session_parts(
-    session: Any, round: int | None
+    session: Any, round: int | None, model_id: int | None
 ) -> tuple[ModelBundle, PreprocessSettings, list[str]]:
     from ghosttui.inference.jobs import checkpoint_for
     from ghosttui.session.session import Session
 
     if isinstance(session, (str, Path)):
         with Session.open(str(session), writable=False) as opened:
-            return _session_parts(opened, round)
-    bundle = ModelBundle.from_checkpoint(checkpoint_for(session, round))
+            return _session_parts(opened, round, model_id)
+    bundle = ModelBundle.from_checkpoint(checkpoint_for(session, round, model_id))
     return bundle, session.settings.preprocess, list(session.classes)
 
 
 def classifier_udf(
-    ctx: Any, dataset: Any, session: Any, *, round: int | None = None, device: str = "auto"
+    ctx: Any,
+    dataset: Any,
+    session: Any,
+    *,
+    round: int | None = None,
+    model_id: int | None = None,
+    device: str = "auto",
 ) -> GhostClassifierUDF:
-    """The UDF for ``dataset`` with the model of ``session`` (a name, a folder or a Session)."""
-    bundle, settings, _ = _session_parts(session, round)
+    """The UDF for ``dataset`` with the model of ``session`` (a name, a folder or a Session):
+    the model in use, ``round``'s last model or model ``model_id``."""
+    bundle, settings, _ = _session_parts(session, round, model_id)
     detector = survey_dataset(ctx, dataset, settings)
     return GhostClassifierUDF(
         model=bundle, settings=settings.to_dict(), detector=detector, device=device
@@ -195,10 +201,16 @@ def classifier_udf(
 
 
 def classify_dataset(
-    ctx: Any, dataset: Any, session: Any, *, round: int | None = None, device: str = "auto"
+    ctx: Any,
+    dataset: Any,
+    session: Any,
+    *,
+    round: int | None = None,
+    model_id: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Survey and classify every frame; numpy arrays over the navigation shape, class names."""
-    bundle, settings, classes = _session_parts(session, round)
+    bundle, settings, classes = _session_parts(session, round, model_id)
     detector = survey_dataset(ctx, dataset, settings)
     udf = GhostClassifierUDF(
         model=bundle, settings=settings.to_dict(), detector=detector, device=device

@@ -22,13 +22,14 @@ test of 60 kill -9 during continuous writing the file always opened and every
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ghosttui.errors import ModelError
-from ghosttui.files import atomic_output
+from ghosttui.files import atomic_output, check_free_space, hdf5_file, storage_error
 from ghosttui.inference.series import ScanRef
 from ghosttui.model.outputs import write_prediction_node
 
@@ -48,6 +49,7 @@ class SeriesWriter:
         session: str,
         layout: str,
         overwrite: bool = False,
+        inputs: Iterable[str | Path] = (),
     ) -> None:
         self.path = Path(path)
         self.classes = list(classes)
@@ -56,6 +58,7 @@ class SeriesWriter:
         self.session = session
         self.layout = layout  # "scan": results at the root; "series": a group per scan
         self.overwrite = overwrite
+        self.inputs = list(inputs)  # the scans classified: the output may not replace one
         self.dropped: list[str] = []  # unfinished scans removed when the file was opened
         self._file: Any = None
         self._replace_pending = False
@@ -64,40 +67,47 @@ class SeriesWriter:
     def __enter__(self) -> SeriesWriter:
         import h5py
 
+        from ghosttui.session.protect import check_output
+
+        # resuming writes into the file itself: the session guard applies before that too
+        check_output(self.path, inputs=self.inputs)
         if self.path.is_dir():
             raise ModelError("is a directory; --out needs a file name", self.path)
         if self.path.exists():
-            try:
-                handle = h5py.File(self.path, "a")
-            except OSError as exc:
-                if not self.overwrite:
+            if self.overwrite:
+                # the old file stays as it is until the first scan of this run is finished
+                self._replace_pending = True
+            else:
+                try:
+                    handle = h5py.File(self.path, "r")  # looked at without changing a byte
+                except OSError as exc:
                     raise ModelError(
                         f"exists but cannot be opened as a prediction file ({exc}); "
                         "move it away or give --overwrite",
                         self.path,
                     ) from exc
-                handle = None
-            if handle is not None and not self._resumable(handle):
-                handle.close()
-                handle = None
-            if handle is None:
-                # --overwrite: the old file stays until the first scan of this run is finished
-                self._replace_pending = True
-            else:
-                self._file = handle
+                with handle:
+                    self._check_resumable(handle)
+                self._file = self._open_for_append()
                 self._drop_unfinished()
         else:
             self._create()
-            self._file = h5py.File(self.path, "a")
+            self._file = self._open_for_append()
         return self
 
-    def _resumable(self, handle: Any) -> bool:
-        """True when ``handle`` holds this run's predictions; False when it is to be replaced."""
-        if self.overwrite:
-            return False
+    def _open_for_append(self) -> Any:
+        import h5py
+
+        try:
+            return h5py.File(self.path, "a")
+        except OSError as exc:
+            raise storage_error(exc, self.path, "cannot open for writing") from exc
+
+    def _check_resumable(self, handle: Any) -> None:
+        """Refuse ``handle`` unless it holds this run's predictions (same model and settings)."""
         attrs = handle.attrs
         if attrs.get("run_key") == self.run_key and attrs.get("layout") == self.layout:
-            return True
+            return
         if attrs.get("run_key") is None:
             why = "holds no resumable predictions (written by another command or version)"
         elif attrs.get("layout") != self.layout:
@@ -107,17 +117,23 @@ class SeriesWriter:
                 f"holds predictions of another model or settings (session "
                 f"{attrs.get('session')}, round {attrs.get('round')})"
             )
-        handle.close()
         raise ModelError(
             f"{why}; give --overwrite to replace it or choose another --out", self.path
         )
 
     def _create(self, first: tuple[ScanRef, np.ndarray, dict[str, Any]] | None = None) -> None:
         """A new prediction file (with ``first`` scan in it), created atomically."""
-        import h5py
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(self.path) as tmp, h5py.File(tmp, "w") as handle:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.path.parent, "cannot create the folder") from exc
+        reserve = 0 if first is None else 2 * first[1].nbytes
+        with (
+            atomic_output(self.path, reserve=reserve, inputs=self.inputs) as tmp,
+            hdf5_file(tmp) as output,
+        ):
+            handle = output.file
             attrs = handle.attrs
             attrs["classes"] = ",".join(self.classes)
             attrs["round"] = self.round
@@ -127,6 +143,7 @@ class SeriesWriter:
             attrs["layout"] = self.layout
             if first is not None:
                 self._write_node(handle, *first)
+            output.check()
 
     def _drop_unfinished(self) -> None:
         handle = self._file
@@ -170,15 +187,21 @@ class SeriesWriter:
         return True
 
     def write(self, ref: ScanRef, probabilities: np.ndarray, **attrs: Any) -> None:
-        """Write one finished scan, flushed before and after it is marked ``complete``."""
-        import h5py
+        """Write one finished scan, flushed before and after it is marked ``complete``.
 
+        Free space for the scan is checked first, so a full disk stops the run between
+        scans (every finished scan intact) rather than inside one.
+        """
         if self._replace_pending:
             self._create((ref, probabilities, attrs))
             self._replace_pending = False
-            self._file = h5py.File(self.path, "a")
+            self._file = self._open_for_append()
             return
-        self._write_node(self._file, ref, probabilities, attrs)
+        check_free_space(self.path, 2 * probabilities.nbytes)
+        try:
+            self._write_node(self._file, ref, probabilities, attrs)
+        except OSError as exc:
+            raise storage_error(exc, self.path) from exc
 
     def _write_node(
         self, handle: Any, ref: ScanRef, probabilities: np.ndarray, attrs: dict[str, Any]

@@ -144,7 +144,7 @@ def test_every_engine_gives_the_same_probabilities(client, quick_model_session, 
             dask = predict_session(
                 session, tmp_path / "dask.h5", inputs=[sim_file], client=client, cluster=SMALL_TASKS
             )
-        bundle = ModelBundle.from_checkpoint(session.latest_checkpoint())
+        bundle = ModelBundle.from_checkpoint(session.load_model(session.find_model()))
         settings = session.settings.preprocess
     single = local.outcomes[0].probabilities
     on_dask = dask.outcomes[0].probabilities

@@ -125,7 +125,7 @@ def test_raw_blocks_and_the_cache_give_the_same_probabilities(
     quick_model_session, series_dir, tmp_path
 ):
     with Session.open(str(quick_model_session), writable=False) as session:
-        bundle = ModelBundle.from_checkpoint(session.latest_checkpoint())
+        bundle = ModelBundle.from_checkpoint(session.load_model(session.find_model()))
         settings = session.settings.preprocess
     model = bundle.build(CPU)
     (ref,) = discover_series([series_dir / "scan_2.h5"])

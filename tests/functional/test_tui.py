@@ -20,7 +20,7 @@ from ghosttui.tui.widgets.pattern_view import PatternView
 from ghosttui.tui.widgets.scan_map import ScanMap
 
 SIZE = (160, 48)
-FAST_MODEL = ModelSpec(width=8, epochs=12, patience=100)
+FAST_MODEL = ModelSpec(width=8, epochs=12)
 
 
 def new_session(name: str, data: Path, **kw: object) -> Session:
@@ -118,6 +118,7 @@ def test_undo_many_steps_reshows_each_undone_pattern(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session = new_session("manual", sim_file)
 
@@ -144,6 +145,7 @@ def test_manual_cursor_labelling_and_back_to_the_queue(sim_file):
     session.close()
 
 
+@pytest.mark.slow
 def test_view_keys_change_contrast_zoom_raw_and_layers(sim_file):
     session = new_session("view", sim_file)
 
@@ -198,40 +200,85 @@ def test_external_viewer_gets_the_pattern_as_png(sim_file, tmp_path):
 
 
 # -- rounds and training ---------------------------------------------------------------------------
-def test_round_change_trains_in_the_background_and_updates_map_and_queue(sim_file):
+@pytest.mark.slow
+def test_a_model_trains_when_a_round_ends_never_per_label(sim_file):
     truth = sim_truth(sim_file)
-    session = new_session(
-        "rounds",
-        sim_file,
-        sampling=SamplingSpec(budget=40),
-        preprocess=None,
-    )
+    session = new_session("rounds", sim_file, sampling=SamplingSpec(budget=100))
 
     async def scenario():
         app = create_app(session, render="halfblock")
         async with app.run_test(size=SIZE) as pilot:
-            # label the grid round and keep going until a model has landed
-            for _ in range(60):
-                if app.controller.prediction_round is not None:
-                    break
-                if app.controller.current() is None:
-                    await pilot.pause(0.2)
-                    continue
+            round_one = session.store.pending_in_round(1)
+            assert round_one > 31
+            for _ in range(30):  # 30 labels into the first round: no training at all
                 await pilot.press(answer(app, truth))
-                if app.training_running():
-                    await app.workers.wait_for_complete()
-                    await pilot.pause(0.2)
-            assert app.controller.prediction_round == 1
+                assert app.training_worker is None
+            assert session.store.models() == [] and app.controller.round == 1
+            while app.controller.round == 1:  # finish the round
+                await pilot.press(answer(app, truth))
+            assert app.training_running()  # exactly one job: round 1's
+            assert app.controller.next_training() is None
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.1)
+            (model,) = session.store.models()
+            assert (model.round, model.state) == (1, "current")
+            assert model.up_to_event == session.store.round_plan(1).ended_event
             assert app.query_one(ScanMap).probabilities is not None
-            assert (session.dir / "checkpoints" / "round-0001.pt").exists()
-            await pilot.press("m")
-            assert app.query_one(ScanMap).map_layer == "prediction"
-            # the queue holds the next round's queries
-            assert app.controller.current() is not None
+            assert (session.dir / model.checkpoint).exists()
+            # round 2 (boundary midpoints) was queued at once, while the model trained
+            assert app.controller.current().source == "boundary"
 
     run(scenario())
-    assert session.store.round == 2
     session.close()
+
+
+@pytest.mark.slow
+def test_the_app_runs_the_loop_the_bench_measures(sim_file, tmp_path):
+    """A simulated labeller pressing keys in the real app gives the bench's labels and map."""
+    from ghosttui.loop.bench import SimulatedLabeller, run_once
+
+    truth = sim_truth(sim_file)
+    classes = ["horizontal", "vertical", "none"]
+    budget, seed = 40, 2
+    bench = run_once(
+        sim_file, truth, classes, "hybrid", budget, seed, workdir=tmp_path, learner="logreg"
+    )
+    with Session.open(str(tmp_path / f"bench-hybrid-{budget}-{seed}"), writable=False) as done:
+        bench_labels = {pos: (lab.cls, lab.source) for pos, lab in done.store.labels().items()}
+        bench_models = [(m.round, m.up_to_event, m.state) for m in done.store.models()]
+
+    session = new_session(
+        "same",
+        sim_file,
+        model=ModelSpec(seed=seed, learner="logreg"),
+        sampling=SamplingSpec(strategy="hybrid", budget=budget, seed=seed),
+    )
+    labeller = SimulatedLabeller(truth, classes, seed=seed)
+    keys = {name: key for name, key in zip(classes, "hvn", strict=True)}
+
+    async def scenario():
+        app = create_app(session, render="halfblock")
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(500):
+                current = app.controller.current()
+                if current is None:
+                    if app.controller.done and not app.training_running():
+                        break
+                    await app.workers.wait_for_complete()  # an uncertainty round waits
+                    await pilot.pause(0.05)
+                    continue
+                await pilot.press(keys[labeller.answer(current)])
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.1)
+            return app.controller.probabilities
+
+    probabilities = run(scenario())
+    app_labels = {pos: (lab.cls, lab.source) for pos, lab in session.store.labels().items()}
+    app_models = [(m.round, m.up_to_event, m.state) for m in session.store.models()]
+    session.close()
+    assert app_labels == bench_labels
+    assert app_models == bench_models
+    assert float(np.mean(probabilities.argmax(-1) == truth)) == pytest.approx(bench.accuracy)
 
 
 def test_retrain_key_refuses_while_a_class_has_no_label(sim_file):
@@ -273,7 +320,7 @@ def test_resume_after_quit_is_at_the_same_query_round_and_cursor(sim_file):
     resumed_at, resumed_labels = run(second())
     assert resumed_at == where
     assert resumed_labels.keys() == labels.keys()
-    assert reopened.store.round == 1
+    assert reopened.store.round == 1 and reopened.store.models() == []
     reopened.close()
 
 
@@ -319,6 +366,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(sim_file):
     new_session("killed", sim_file).close()
     keys = ["h", "v", "n", "space", "h", "u", "v"]

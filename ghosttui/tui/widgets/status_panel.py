@@ -41,9 +41,13 @@ class StatusInfo:
     pending: int = 0
     plan: str = ""
     model_round: int | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    model_id: int | None = None
+    model_stale: bool = False
+    candidates: int = 0
+    estimate: str = ""
     stability: str = ""
     stability_reason: str = ""
+    stopping_rule: str = ""
     recent: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
@@ -62,7 +66,7 @@ def status_renderable(info: StatusInfo) -> Group:
             line.append(f"  labelled {info.current_label}", style="dim")
         parts.append(line)
     else:
-        parts.append(Text("no query: budget reached or waiting for the model", style="dim"))
+        parts.append(Text("no query now", style="dim"))
     table = Table.grid(padding=(0, 1))
     table.add_column(justify="left")
     table.add_column(justify="right")
@@ -81,25 +85,26 @@ def status_renderable(info: StatusInfo) -> Group:
     )
     if info.plan:
         parts.append(Text(info.plan, style="italic dim"))
-    m = info.metrics
-    if info.model_round is not None:
-        model = Text.assemble(("model ", "bold"), f"round {info.model_round}")
-        if m.get("val_accuracy") is not None:
-            model.append(f"  val {m['val_accuracy']:.1%}")
+    if info.model_id is not None:
+        model = Text.assemble(("model ", "bold"), f"{info.model_id} (round {info.model_round})")
+        if info.model_stale:
+            model.append("  stale: trained on labels since undone or changed", style="yellow")
         parts.append(model)
-        if "holdout_accuracy" in m:
-            lo, hi = m["holdout_ci"]
-            parts.append(
-                Text(f"holdout {m['holdout_accuracy']:.1%} ({lo:.0%}-{hi:.0%}, n={m['holdout_n']})")
-            )
+        parts.append(Text(f"holdout {info.estimate}"))
     else:
-        parts.append(Text("model: none yet", style="dim"))
+        parts.append(Text("model: none yet (one trains when this round ends)", style="dim"))
+    if info.candidates:
+        parts.append(
+            Text(f"{info.candidates} candidate model(s) not used: p promotes", style="yellow")
+        )
     verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
         info.stability, "dim"
     )
-    parts.append(Text.assemble(("map stability ", "bold"), (info.stability, verdict_style)))
+    parts.append(Text.assemble(("stopping rule ", "bold"), (info.stability, verdict_style)))
     if info.stability_reason:
         parts.append(Text(info.stability_reason, style="dim"))
+    if info.stopping_rule:
+        parts.append(Text(info.stopping_rule, style="dim italic"))
     if info.recent:
         recent = Text("recent ", style="dim")
         for rx, ry, cls, colour in info.recent[-4:]:
