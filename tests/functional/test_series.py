@@ -121,6 +121,7 @@ def test_row_blocks_cover_the_scan_in_whole_rows(series_dir):
     assert row_blocks(ref, 1) == [(r * 16, r * 16 + 16) for r in range(24)]
 
 
+@pytest.mark.slow  # the quick-model fixture trains a model
 def test_raw_blocks_and_the_cache_give_the_same_probabilities(
     quick_model_session, series_dir, tmp_path
 ):
@@ -237,6 +238,7 @@ class Recorder(Reporter):
         self.done.append(outcome.ref.name)
 
 
+@pytest.mark.slow  # the quick-model fixture trains a model
 def test_a_series_resumes_after_a_failure_mid_series(
     quick_model_session, series_dir, tmp_path, monkeypatch
 ):
@@ -268,6 +270,7 @@ def test_a_series_resumes_after_a_failure_mid_series(
         assert all(f[k].attrs["complete"] for k in f)
 
 
+@pytest.mark.slow  # the quick-model fixture trains a model
 def test_predict_command_on_a_folder_and_a_5d_series(
     run_cli, quick_model_session, series_dir, tmp_path
 ):
@@ -295,6 +298,7 @@ def test_predict_command_on_a_folder_and_a_5d_series(
             )
 
 
+@pytest.mark.slow  # the quick-model fixture trains a model
 def test_predict_command_errors_are_one_line(run_cli, quick_model_session, series_dir, tmp_path):
     out = tmp_path / "p.h5"
     assert_one_line_error(
@@ -345,6 +349,7 @@ def test_preprocess_series_builds_the_caches_predict_then_reads(series_dir, cach
     assert plan_scan(ref, settings).cache == result.outcomes[0].cache
 
 
+@pytest.mark.slow  # the quick-model fixture trains a model
 def test_without_workers_nothing_of_dask_or_libertem_is_imported(
     quick_model_session, sim_file, tmp_path
 ):

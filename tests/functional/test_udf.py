@@ -83,8 +83,10 @@ def test_a_blank_frame_is_named(ctx, sim_file, quick_model_session):
 def test_session_errors_reach_the_user_as_ghost_errors(ctx, sim_file, make_session, run_cli):
     make_session("untrained").close()
     dataset = ctx.load("memory", data=cube(sim_file))
-    with pytest.raises(Exception, match="has no trained model") as info:
+    with pytest.raises(Exception, match="untrained': no trained model") as info:
         udf_module.classify_dataset(ctx, dataset, "untrained")
-    assert info.type.__name__ == "ModelError"
+    assert info.type.__name__ == "SessionError"
     # the same message the command line gives
-    assert_one_line_error(run_cli("predict", "untrained", "--out", "x.h5"), "has no trained model")
+    assert_one_line_error(
+        run_cli("predict", "untrained", "--out", "x.h5"), "untrained': no trained model"
+    )
