@@ -15,9 +15,10 @@ from a warm page cache (the files are read once before), writing a new output:
 * ``network``: the network alone on cached 64x64 inputs (one scan), for the
   scaling model in docs/scaling.md.
 
-    python benchmarks/series_predict.py [--scans 8] [--size 128] [--repeats 1]
+    python benchmarks/series_predict.py [--scans 8] [--size 128] [--repeats 1] [--configs ...]
 
-Writes benchmarks/results/series_predict.json.
+Writes benchmarks/results/series_predict.json; configurations left out of ``--configs``
+keep their earlier runs there (each run records when it was taken).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, save, simulated
+from common import DATA, RESULTS, save, simulated
 
 RUN = r"""
 import json, sys, time, torch
@@ -97,13 +98,16 @@ def trained_session(first_scan: Path, workdir: Path) -> Path:
     """A session on the first scan, trained on 100 random labels (as `ghosttui train` does)."""
     import h5py
 
-    from ghosttui.loop.rounds import train_round
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.rounds import train_model
     from ghosttui.session.session import Session
     from ghosttui.session.settings import make_classes
 
-    folder = workdir / "series-session"
-    if (folder / "checkpoints" / "round-0001.pt").exists():
-        return folder
+    folder = workdir / "series-session-models"
+    if (folder / "session.toml").exists():
+        with Session.open(str(folder), writable=False) as session:
+            if session.current_model() is not None:
+                return folder
     with h5py.File(first_scan, "r") as f:
         truth = f["truth"][()]
     rng = np.random.default_rng(0)
@@ -112,11 +116,15 @@ def trained_session(first_scan: Path, workdir: Path) -> Path:
         flat = rng.choice(truth.size, 100, replace=False)
         if len(np.unique(truth.ravel()[flat])) == 3:
             break
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
     session = Session.create("series", first_scan, classes=make_classes(), directory=folder)
     with session:
         rows = [divmod(int(i), truth.shape[1]) for i in flat]
         session.store.import_labels([(rx, ry, names[truth[rx, ry]], "random") for rx, ry in rows])
-        train_round(session)
+        loop = LabellingController(session, resume=False)
+        job = loop.request_training()
+        loop.training_started(job)
+        loop.training_finished(train_model(session, job))
     return folder
 
 
@@ -170,8 +178,16 @@ def main() -> None:
             started = time.perf_counter()
             result = run(config, session, files, workdir)
             result["wall_seconds_process"] = time.perf_counter() - started
+            result["when"] = time.strftime("%Y-%m-%d %H:%M")
             print(json.dumps(result), flush=True)
             runs.setdefault(config, []).append(result)
+    # configurations not run this time keep their earlier runs (each run says when it was)
+    previous = RESULTS / "series_predict.json"
+    if previous.exists():
+        earlier = json.loads(previous.read_text())
+        for config, results in earlier.get("runs", {}).items():
+            if config not in runs:
+                runs[config] = [{"when": earlier.get("when"), **r} for r in results]
     summary = {}
     for config, results in runs.items():
         best = min(results, key=lambda r: r["seconds"])
@@ -183,6 +199,7 @@ def main() -> None:
             if "seconds_total" in best
             else None,
             **{k: round(v, 2) for k, v in best.items() if k.startswith("seconds_")},
+            "when": best.get("when"),
         }
     if "single" in summary:
         base = summary["single"]["seconds"]
@@ -192,7 +209,11 @@ def main() -> None:
                 if "seconds_total" in entry:
                     entry["time_with_start_vs_single"] = round(entry["seconds_total"] / base, 3)
     # every configuration classified the same patterns with the same model: equal results
-    sums = [r[0]["checksum"] for c, r in runs.items() if c != "network"]
+    sums = [
+        r[0]["checksum"]
+        for c, r in runs.items()
+        if c != "network" and c in args.configs.split(",")  # this invocation's model
+    ]
     save(
         "series_predict",
         {
