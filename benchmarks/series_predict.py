@@ -18,7 +18,7 @@ from a warm page cache (the files are read once before), writing a new output:
     python benchmarks/series_predict.py [--scans 8] [--size 128] [--repeats 1] [--configs ...]
 
 Writes benchmarks/results/series_predict.json; configurations left out of ``--configs``
-keep their earlier runs there (each run records when it was taken).
+keep their earlier runs there (each run records when it finished).
 """
 
 from __future__ import annotations

@@ -17,6 +17,14 @@ before that leaves it as it was.
 HDF5 gives no formal guarantee for a process killed while it writes; in a
 test of 60 kill -9 during continuous writing the file always opened and every
 ``complete`` group held its data (docs/scaling.md).
+
+Safety (:mod:`ghosttui.files`): the output passes the session guard (never a
+session's file, nor one of the scans read) before it is created or resumed; a new
+file, and the replacement under ``overwrite``, are created through
+:func:`~ghosttui.files.atomic_output` and :func:`~ghosttui.files.hdf5_file` with
+the first scan in them; later scans are appended in place (the point of the
+design), after a free-space check for each, so a full disk stops the run between
+scans; write errors become one :class:`~ghosttui.errors.StorageError`.
 """
 
 from __future__ import annotations
