@@ -206,3 +206,69 @@ def hold_session() -> Iterator[Callable[[str], object]]:
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+# -- the terminal app ----------------------------------------------------------------------------
+APP_SIZE = (160, 48)
+
+
+@dataclass
+class AppRun:
+    """``run(scenario)``: ``scenario(app, pilot)`` (async) inside the labelling app on
+    ``session``; returns what the scenario returns. Each run is a fresh app (as a restart)."""
+
+    session: object
+    render: str = "halfblock"
+    size: tuple[int, int] = APP_SIZE
+
+    def run(self, scenario: Callable[..., object], **kw: object) -> object:
+        import asyncio
+
+        from ghosttui.tui.app import create_app
+
+        render = kw.pop("render", self.render)
+        size = kw.pop("size", self.size)
+        viewer = kw.pop("viewer", None)
+
+        async def main() -> object:
+            app = create_app(self.session, render=render, viewer=viewer)
+            for name, value in kw.items():
+                setattr(app, name, value)
+            async with app.run_test(size=size) as pilot:
+                await pilot.pause()
+                return await scenario(app, pilot)
+
+        return asyncio.run(main())
+
+    def reopen(self) -> None:
+        """Close the session and open it again (as after quitting the app)."""
+        from ghosttui.session.session import Session
+
+        name, directory = self.session.name, self.session.dir
+        self.session.close()
+        self.session = Session.open(name, directory=directory)
+
+
+@pytest.fixture
+def labelling_app(sim_file: Path) -> Iterator[Callable[..., AppRun]]:
+    """``labelling_app(name="app", **session options)``: an :class:`AppRun` on a new session
+    of the simulated scan (a small, fast model by default); closed afterwards."""
+    from ghosttui.session.session import Session
+    from ghosttui.session.settings import ModelSpec, make_classes
+
+    runs: list[AppRun] = []
+
+    def make(
+        name: str = "app",
+        classes: list[str] | None = None,
+        keys: list[str] | None = None,
+        **kw: object,
+    ) -> AppRun:
+        kw.setdefault("model", ModelSpec(width=8, epochs=12, patience=100))
+        session = Session.create(name, sim_file, classes=make_classes(classes, keys), **kw)
+        runs.append(AppRun(session))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        run.session.close()

@@ -47,6 +47,7 @@ def _register() -> None:
         data_commands,
         model_commands,
         session_commands,
+        show_command,
     )
 
 

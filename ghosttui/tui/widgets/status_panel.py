@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
+from ghosttui.render.colour import readable_hex
+
 SOURCE_STYLES = {
     "grid": "cyan",
     "boundary": "magenta",
@@ -69,7 +71,10 @@ def status_renderable(info: StatusInfo) -> Group:
     for (name, count), colour, key in zip(
         info.counts.items(), info.colours, info.keys, strict=False
     ):
-        table.add_row(Text.assemble(("■ ", colour), f"{name} ", (f"[{key}]", "dim")), str(count))
+        table.add_row(
+            Text.assemble(("■ ", readable_hex(colour)), f"{name} ", (f"[{key}]", "dim")),
+            str(count),
+        )
     total = sum(info.counts.values())
     table.add_row(Text("labels", style="bold"), Text(f"{total}", style="bold"))
     parts.append(table)
@@ -104,12 +109,25 @@ def status_renderable(info: StatusInfo) -> Group:
         recent = Text("recent ", style="dim")
         for rx, ry, cls, colour in info.recent[-4:]:
             recent.append(f"({rx},{ry})", style="dim")
-            recent.append(f"{cls[:1]} ", style=colour)
+            recent.append(f"{cls[:1]} ", style=readable_hex(colour))
         parts.append(recent)
     return Group(*parts)
 
 
 class StatusPanel(Vertical):
+    DEFAULT_CSS = """
+    StatusPanel > #status-text {
+        height: auto;
+    }
+    StatusPanel > #training-text {
+        margin-top: 1;
+        height: auto;
+    }
+    StatusPanel > #training-bar {
+        height: 1;
+    }
+    """
+
     def compose(self) -> ComposeResult:
         yield Static("", id="status-text")
         yield Static("", id="training-text")

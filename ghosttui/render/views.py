@@ -1,0 +1,259 @@
+"""Views of a diffraction pattern that make the class-relevant signal visible.
+
+Pure array functions (numpy only, no UI): the terminal app's pattern pane and
+``ghosttui show`` both draw through :mod:`ghosttui.render.pane`, which calls these.
+
+* **difference views**: the pattern minus a reference (the scan's mean pattern,
+  or the mean of the positions around it), or minus its own symmetric partner
+  about the direct beam (rotated 180 degrees, transposed, mirrored); what is
+  left of a partner difference is exactly the symmetry breaking. Differences
+  are drawn with a diverging colour map, dark at zero.
+* **centring**: patterns drift on the detector (descan), so before a pattern is
+  compared with anything it is shifted (bilinear, sub-pixel) so that its own
+  direct beam sits on one fixed point of the pixel grid; every symmetry then
+  maps pixels exactly onto pixels.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ghosttui.render.cet_d7 import diverging_lut
+
+# name -> what the pane shows (the same names in the app and in ``ghosttui show --view``)
+VIEWS: dict[str, str] = {
+    "raw": "raw pattern",
+    "mean": "pattern − scan mean",
+    "local": "pattern − local mean",
+    "inversion": "pattern − itself rotated 180°",
+    "transpose": "pattern − its transpose",
+    "mirror-lr": "pattern − its left-right mirror",
+    "mirror-ud": "pattern − its up-down mirror",
+}
+VIEW_HELP: dict[str, str] = {
+    "raw": "the pattern itself (log intensity, as the model sees it)",
+    "mean": "the pattern minus the scan's mean pattern: what this position has that most do not",
+    "local": "the pattern minus the mean of the positions around it: what changes here (walls)",
+    "inversion": "the pattern minus itself rotated 180° about the direct beam: "
+    "Friedel asymmetry, the polar signal",
+    "transpose": "the pattern minus itself mirrored on the diagonal through the direct beam: "
+    "horizontal against vertical features",
+    "mirror-lr": "the pattern minus its left-right mirror about the direct beam",
+    "mirror-ud": "the pattern minus its up-down mirror about the direct beam",
+}
+SYMMETRY_VIEWS = ("inversion", "transpose", "mirror-lr", "mirror-ud")
+REFERENCE_VIEWS = ("mean", "local")
+AVERAGES = (1, 3, 5)
+CENTRINGS = ("pattern", "scan")
+
+DIVERGING_LUT = diverging_lut()
+
+
+# -- geometry ------------------------------------------------------------------------------
+def grid_centre(centre: tuple[float, float]) -> tuple[float, float]:
+    """The point next to ``centre`` about which every symmetry maps pixel centres onto pixel
+    centres: both coordinates on the half-pixel grid, and differing by a whole number."""
+    cy = round(2 * float(centre[0])) / 2
+    cx = cy + round(float(centre[1]) - cy)
+    return cy, cx
+
+
+@lru_cache(maxsize=64)
+def _partner_index(
+    shape: tuple[int, int], view: str, centre: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = shape
+    cy, cx = centre
+    rows = np.arange(h)[:, None] + np.zeros((1, w), int)
+    cols = np.arange(w)[None, :] + np.zeros((h, 1), int)
+    if view == "inversion":
+        src_r, src_c = 2 * cy - rows, 2 * cx - cols
+    elif view == "mirror-lr":
+        src_r, src_c = rows, 2 * cx - cols
+    elif view == "mirror-ud":
+        src_r, src_c = 2 * cy - rows, cols
+    elif view == "transpose":
+        src_r, src_c = cy + (cols - cx), cx + (rows - cy)
+    else:
+        raise ValueError(f"not a symmetry view: {view!r}")
+    src_r, src_c = np.rint(src_r).astype(int), np.rint(src_c).astype(int)
+    valid = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+    return np.clip(src_r, 0, h - 1), np.clip(src_c, 0, w - 1), valid
+
+
+def partner(image: np.ndarray, view: str, centre: tuple[float, float]) -> np.ndarray:
+    """``image`` rotated 180°, transposed or mirrored about ``centre`` (a :func:`grid_centre`);
+    NaN where the partner pixel falls off the image."""
+    centre = grid_centre(centre)
+    rows, cols, valid = _partner_index(image.shape[-2:], view, centre)
+    out = image[..., rows, cols].astype(np.float32)
+    out[..., ~valid] = np.nan
+    return out
+
+
+def beam_centres(stack: np.ndarray, guess: tuple[float, float], radius: float) -> np.ndarray:
+    """(n, 2) centre of mass of the direct beam in each pattern of an (n, H, W) stack.
+
+    Only pixels within ``2 * radius + 1`` of ``guess`` count, weighted by how far
+    they rise above half way between the window's median and its maximum, so the
+    diffuse background and neighbouring disks do not pull the centre. A pattern
+    without a beam there keeps ``guess``.
+    """
+    stack = np.asarray(stack, np.float32)
+    n, h, w = stack.shape
+    reach = 2.0 * max(float(radius), 1.0) + 1.0
+    r0, r1 = int(max(0, np.floor(guess[0] - reach))), int(min(h, np.ceil(guess[0] + reach) + 1))
+    c0, c1 = int(max(0, np.floor(guess[1] - reach))), int(min(w, np.ceil(guess[1] + reach) + 1))
+    centres = np.tile(np.asarray(guess, np.float64), (n, 1))
+    if r1 <= r0 or c1 <= c0:
+        return centres
+    rr, cc = np.mgrid[r0:r1, c0:c1]
+    inside = (rr - guess[0]) ** 2 + (cc - guess[1]) ** 2 <= reach**2
+    window = stack[:, r0:r1, c0:c1].reshape(n, -1)[:, inside.ravel()].astype(np.float64)
+    top = window.max(1, keepdims=True)
+    threshold = 0.5 * (np.median(window, 1, keepdims=True) + top)
+    weights = np.clip(window - threshold, 0, None)
+    total = weights.sum(1)
+    found = total > 0
+    safe = np.where(found, total, 1.0)
+    centres[found, 0] = ((weights @ rr[inside].astype(np.float64)) / safe)[found]
+    centres[found, 1] = ((weights @ cc[inside].astype(np.float64)) / safe)[found]
+    return centres
+
+
+def shift_stack(stack: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Move each image of an (n, H, W) stack by its (dy, dx), bilinear; edges repeat."""
+    stack = np.asarray(stack, np.float32)
+    n, h, w = stack.shape
+    shifts = np.asarray(shifts, np.float64).reshape(n, 2)
+    src_r = np.arange(h)[None, :] - shifts[:, :1]  # (n, H) source rows
+    src_c = np.arange(w)[None, :] - shifts[:, 1:]  # (n, W)
+    r0 = np.floor(src_r)
+    c0 = np.floor(src_c)
+    fr = (src_r - r0).astype(np.float32)[:, :, None]
+    fc = (src_c - c0).astype(np.float32)[:, None, :]
+    r0i, c0i = r0.astype(int), c0.astype(int)
+    ra, rb = np.clip(r0i, 0, h - 1), np.clip(r0i + 1, 0, h - 1)
+    ca, cb = np.clip(c0i, 0, w - 1), np.clip(c0i + 1, 0, w - 1)
+    idx = np.arange(n)[:, None, None]
+    top = (
+        stack[idx, ra[:, :, None], ca[:, None, :]] * (1 - fc)
+        + stack[idx, ra[:, :, None], cb[:, None, :]] * fc
+    )
+    bottom = (
+        stack[idx, rb[:, :, None], ca[:, None, :]] * (1 - fc)
+        + stack[idx, rb[:, :, None], cb[:, None, :]] * fc
+    )
+    return top * (1 - fr) + bottom * fr
+
+
+def centre_stack(
+    stack: np.ndarray,
+    centre: tuple[float, float],
+    radius: float,
+    centring: str = "pattern",
+) -> np.ndarray:
+    """Shift every pattern so that its direct beam sits on ``grid_centre(centre)``.
+
+    ``centring="pattern"`` measures each pattern's own beam (it drifts with the
+    descan); ``"scan"`` moves every pattern by the same amount (the scan's mean
+    beam centre onto the grid point), leaving the drift in.
+    """
+    stack = np.asarray(stack, np.float32)
+    target = np.asarray(grid_centre(centre), np.float64)
+    if centring == "pattern":
+        found = beam_centres(stack, centre, radius)
+    elif centring == "scan":
+        found = np.tile(np.asarray(centre, np.float64), (len(stack), 1))
+    else:
+        raise ValueError(f"unknown centring {centring!r} (known: {', '.join(CENTRINGS)})")
+    return shift_stack(stack, target[None, :] - found)
+
+
+# -- views ---------------------------------------------------------------------------------
+def view_values(
+    image: np.ndarray,
+    view: str,
+    centre: tuple[float, float],
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """The values a view draws for one centred ``image``.
+
+    ``raw``: the image; ``mean``/``local``: ``image - reference``; the symmetry
+    views: the image minus its partner about ``centre`` (0 where the partner is
+    off the detector).
+    """
+    image = np.asarray(image, np.float32)
+    if view == "raw":
+        return image
+    if view in REFERENCE_VIEWS:
+        if reference is None:
+            raise ValueError(f"the {view} view needs a reference pattern")
+        return image - np.asarray(reference, np.float32)
+    if view in SYMMETRY_VIEWS:
+        return np.nan_to_num(image - partner(image, view, centre), nan=0.0)
+    raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
+
+
+def disk_smooth(image: np.ndarray, radius: float) -> np.ndarray:
+    """The mean over a disk of ``radius`` pixels around every pixel (what a diffraction disk of
+    the probe's size collects: the matched filter for disks). Near the edges only the
+    pixels on the image count."""
+    image = np.asarray(image, np.float32)
+    reach = int(np.ceil(radius))
+    if reach < 1 or image.size == 0:
+        return image
+    yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    kernel = (yy**2 + xx**2 <= radius**2 + 0.5).astype(np.float64)
+    h, w = image.shape
+    shape = (h + 2 * reach, w + 2 * reach)
+
+    def convolve(a: np.ndarray) -> np.ndarray:
+        full = np.fft.irfft2(np.fft.rfft2(a, shape) * np.fft.rfft2(kernel, shape), shape)
+        return full[reach : reach + h, reach : reach + w]
+
+    total = convolve(image.astype(np.float64))
+    count = convolve(np.ones_like(image, np.float64))
+    return (total / np.maximum(count, 1e-9)).astype(np.float32)
+
+
+def signed_unit(
+    values: np.ndarray, scale: float, contrast: str = "linear", gamma: float = 0.5
+) -> np.ndarray:
+    """Signed values -> [-1, 1]: divided by ``scale`` (a fixed full scale in the patterns'
+    normalised units, the same for every position, so that a flat difference looks flat),
+    clipped; ``log`` and ``gamma`` contrast lift faint differences, keeping the sign."""
+    v = np.asarray(values, np.float32)
+    unit = np.clip(v / max(float(scale), 1e-9), -1.0, 1.0)
+    if contrast == "log":
+        unit = np.sign(unit) * np.log1p(99.0 * np.abs(unit)) / np.log(100.0)
+    elif contrast == "gamma":
+        unit = np.sign(unit) * np.abs(unit) ** gamma
+    return unit
+
+
+def diverging_rgb(unit: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] -> (H, W, 3) uint8 through the diverging map (0 is dark)."""
+    index = np.clip(np.rint((np.asarray(unit) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return DIVERGING_LUT[index]
+
+
+def neighbourhood(rx: int, ry: int, size: int, scan_shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` block of positions centred on (rx, ry), cut at the scan's edges."""
+    half = size // 2
+    n_rx, n_ry = scan_shape
+    return (
+        slice(max(0, rx - half), min(n_rx, rx + half + 1)),
+        slice(max(0, ry - half), min(n_ry, ry + half + 1)),
+    )
+
+
+def ring_mask(rows: slice, cols: slice, core: tuple[slice, slice]) -> np.ndarray:
+    """Flat mask over the block ``rows`` x ``cols``: True outside the ``core`` block."""
+    rr, cc = np.mgrid[rows, cols]
+    inside = (
+        (rr >= core[0].start) & (rr < core[0].stop) & (cc >= core[1].start) & (cc < core[1].stop)
+    )
+    return ~inside.ravel()
