@@ -24,11 +24,3 @@ class TrainingFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
-
-
-class PanePrepared(Message):
-    """The pattern pane's slow inputs (the scan mean) are ready; ``error`` when they failed."""
-
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ghosttui.render.pane import META_KEY, PaneState
+from ghosttui.render.views import VIEWS
 from ghosttui.session.session import Session
 from ghosttui.session.settings import make_classes
 from ghosttui.tui.app import create_app
@@ -43,6 +45,23 @@ def test_help_screen(snap_compare, snapshot_session):
 def test_too_small_terminal(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
     assert snap_compare(app, terminal_size=(100, 30))
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_pattern_pane_in_each_view(snap_compare, snapshot_session, view):
+    """Each view at a manual position inside the scan, 3x3 averaged, with class references."""
+    store = snapshot_session.store
+    for rx, ry, cls in [(2, 3, "horizontal"), (20, 12, "vertical"), (12, 8, "none")]:
+        store.label(rx, ry, cls, "manual")
+    store.set_meta(META_KEY, PaneState(view=view, average=3).to_dict())
+    store.set_meta("cursor", [10, 7])
+    app = create_app(snapshot_session, render="halfblock")
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_go_to_screen(snap_compare, snapshot_session):
+    app = create_app(snapshot_session, render="halfblock")
+    assert snap_compare(app, terminal_size=SIZE, press=["g", "1", "2", ",", " ", "5"])
 
 
 # -- the real app, in tmux ---------------------------------------------------------------------

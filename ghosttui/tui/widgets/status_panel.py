@@ -49,25 +49,32 @@ class StatusInfo:
     recent: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
+def _fixed(text: str, style: str = "") -> Text:
+    """A value that is never wrapped (a figure split over two lines misreads); too long, it
+    ends in an ellipsis instead."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
 def status_renderable(info: StatusInfo) -> Group:
-    parts: list[Any] = []
-    head = Text.assemble(
-        (f"{info.session}", "bold"), f"  round {info.round}  ", (info.strategy, "dim")
-    )
-    parts.append(head)
+    """The panel's text: short key/value rows whose values never wrap, and sentences that do."""
+    parts: list[Any] = [
+        _fixed(info.session, "bold"),
+        Text.assemble(f"round {info.round} · ", (info.strategy, "dim"), no_wrap=True),
+    ]
+    rows = Table.grid(padding=(0, 1))
+    rows.add_column(style="dim", no_wrap=True)
+    rows.add_column(no_wrap=True, overflow="ellipsis")
     if info.position is not None:
-        style = SOURCE_STYLES.get(info.source, "white")
-        line = Text.assemble(
-            ("query ", "dim"), f"({info.position[0]}, {info.position[1]}) ", (info.source, style)
-        )
+        rows.add_row("query", f"({info.position[0]}, {info.position[1]})")
+        rows.add_row("from", Text(info.source, style=SOURCE_STYLES.get(info.source, "white")))
         if info.current_label:
-            line.append(f"  labelled {info.current_label}", style="dim")
-        parts.append(line)
-    else:
+            rows.add_row("label", info.current_label)
+    parts.append(rows)
+    if info.position is None:
         parts.append(Text("no query: budget reached or waiting for the model", style="dim"))
     table = Table.grid(padding=(0, 1))
-    table.add_column(justify="left")
-    table.add_column(justify="right")
+    table.add_column(justify="left", no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", no_wrap=True)
     for (name, count), colour, key in zip(
         info.counts.items(), info.colours, info.keys, strict=False
     ):
@@ -78,31 +85,29 @@ def status_renderable(info: StatusInfo) -> Group:
     total = sum(info.counts.values())
     table.add_row(Text("labels", style="bold"), Text(f"{total}", style="bold"))
     parts.append(table)
-    parts.append(
-        Text(
-            f"training labels {info.training_labels}/{info.budget}, queue {info.pending}",
-            style="dim",
-        )
-    )
-    if info.plan:
-        parts.append(Text(info.plan, style="italic dim"))
+    figures = Table.grid(padding=(0, 1))
+    figures.add_column(style="dim", no_wrap=True, min_width=9)
+    figures.add_column(no_wrap=True, overflow="ellipsis")
+    figures.add_row("training", f"{info.training_labels}/{info.budget}")
+    figures.add_row("queue", str(info.pending))
     m = info.metrics
     if info.model_round is not None:
-        model = Text.assemble(("model ", "bold"), f"round {info.model_round}")
+        figures.add_row(Text("model", style="bold"), f"round {info.model_round}")
         if m.get("val_accuracy") is not None:
-            model.append(f"  val {m['val_accuracy']:.1%}")
-        parts.append(model)
+            figures.add_row("val", f"{m['val_accuracy']:.1%}")
         if "holdout_accuracy" in m:
             lo, hi = m["holdout_ci"]
-            parts.append(
-                Text(f"holdout {m['holdout_accuracy']:.1%} ({lo:.0%}-{hi:.0%}, n={m['holdout_n']})")
-            )
+            figures.add_row("holdout", f"{m['holdout_accuracy']:.1%}")
+            figures.add_row("95% CI", f"{lo:.0%}-{hi:.0%} (n={m['holdout_n']})")
     else:
-        parts.append(Text("model: none yet", style="dim"))
+        figures.add_row("model", "none yet")
     verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
         info.stability, "dim"
     )
-    parts.append(Text.assemble(("map stability ", "bold"), (info.stability, verdict_style)))
+    figures.add_row(Text("stability", style="bold"), Text(info.stability, style=verdict_style))
+    parts.append(figures)
+    if info.plan:
+        parts.append(Text(info.plan, style="italic dim"))
     if info.stability_reason:
         parts.append(Text(info.stability_reason, style="dim"))
     if info.recent:
