@@ -36,7 +36,7 @@ ACTIONS: tuple[Action, ...] = (
         "view",
         "d",
         "view",
-        "next pattern view: raw, - scan mean, - local mean, - rotated, - transposed, - mirrored",
+        "next pattern view: raw, − scan mean, − local mean, − rotated, − transposed, − mirrored",
         True,
     ),
     Action("view_back", "D", "view back", "previous pattern view"),
