@@ -251,6 +251,8 @@ class PatternPane:
         self._probabilities: np.ndarray | None = None
         self._means: dict[tuple[str, int, str], ClassMeans] = {}
         self._model_members: dict[tuple[int, int], int] = {}
+        self._members_version = 0
+        self._drawn_refs: tuple[tuple[object, ...], list[tuple[int, np.ndarray, int]]] | None = None
 
     @classmethod
     def for_session(cls, session: Any, state: PaneState | None = None) -> PatternPane:
@@ -276,12 +278,15 @@ class PatternPane:
     # -- inputs ------------------------------------------------------------------------------
     def set_labels(self, labels: dict[tuple[int, int], int]) -> None:
         """Labelled positions -> class index (the labelled references follow them)."""
-        self._labels = dict(labels)
+        if labels != self._labels:
+            self._labels = dict(labels)
+            self._members_version += 1
 
     def set_probabilities(self, probabilities: np.ndarray | None) -> None:
         """The model's class probabilities (Rx, Ry, C) (the model references follow them)."""
         self._probabilities = probabilities
         self._model_members = confident_members(probabilities) if probabilities is not None else {}
+        self._members_version += 1
 
     def source(self) -> PatternSource:
         if self.state.zoom != "native":
@@ -292,16 +297,15 @@ class PatternPane:
             self._frames = self._frames_factory()
         return self._frames
 
-    def prepare(self) -> None:
-        """Compute what the current state needs that takes a while (the scan mean), e.g. in a
-        background thread before the first draw."""
-        if self.state.view == "mean" or self.state.references != "off":
-            self.source().scan_mean(self.state.centring)
-
     # -- values --------------------------------------------------------------------------------
     def query_values(self, rx: int, ry: int) -> tuple[np.ndarray, int, tuple[float, float]]:
         """The view's values at (rx, ry) on the source's whole pattern, how many positions
-        were averaged, and the centre the zoom uses."""
+        were averaged, and the centre the zoom uses.
+
+        A neighbourhood is averaged first and the mean centred as one pattern: neighbours
+        drift by far less than a pixel from each other, and one centre measured on their
+        mean is steadier than one per noisy pattern.
+        """
         st = self.state
         src = self.source()
         rows, cols = neighbourhood(rx, ry, st.average, src.scan_shape)
@@ -311,18 +315,24 @@ class PatternPane:
         reference = None
         if st.view == "local":
             outer = neighbourhood(rx, ry, st.average + 2 * LOCAL_MARGIN, src.scan_shape)
-            block = src.centred_block(*outer, st.centring)
+            block = src.block(*outer)
             ring = ring_mask(*outer, (rows, cols))
-            core = block[~ring]
-            reference = block[ring].mean(0) if ring.any() else core.mean(0)
+            count = int((~ring).sum())
+            means = [block[~ring].mean(0), block[ring].mean(0) if ring.any() else None]
+            if means[1] is None:
+                means[1] = means[0]
+            query, reference = src.centred(np.stack(means), st.centring)
         else:
-            core = src.centred_block(rows, cols, st.centring)
+            block = src.block(rows, cols)
+            count = len(block)
+            query = src.centred(block.mean(0, keepdims=True), st.centring)[0]
             if st.view == "mean":
                 reference = src.scan_mean(st.centring)
-        return view_values(core.mean(0), st.view, centre, reference), len(core), centre
+        return view_values(query, st.view, centre, reference), count, centre
 
     def reference_values(self) -> list[tuple[int, np.ndarray, int]]:
-        """(class index, values, count) of each class reference in the current view.
+        """(class index, values, count) of each class reference in the current view, smoothed
+        like the query (kept until the labels, predictions or view change).
 
         In the ``local`` view a reference is its class mean minus the scan mean (the
         neighbourhoods of every member would be needed for more).
@@ -334,6 +344,9 @@ class PatternPane:
         if not members:
             return []
         src = self.source()
+        wanted = (st.references, st.view, st.centring, st.smooth, id(src), self._members_version)
+        if self._drawn_refs is not None and self._drawn_refs[0] == wanted:
+            return self._drawn_refs[1]
         key = (st.references, id(src), st.centring)
         means = self._means.get(key)
         if means is None:
@@ -346,7 +359,8 @@ class PatternPane:
                 continue
             reference = src.scan_mean(st.centring) if st.view in REFERENCE_VIEWS else None
             view = "mean" if st.view == "local" else st.view
-            out.append((index, view_values(mean, view, centre, reference), count))
+            out.append((index, self.finish(view_values(mean, view, centre, reference)), count))
+        self._drawn_refs = (wanted, out)
         return out
 
     # -- pixels ----------------------------------------------------------------------------------
@@ -388,7 +402,7 @@ class PatternPane:
             )
             for index, ref_values, _ in refs:
                 ref_window, ref_centre = zoom_window(
-                    self.finish(ref_values), st.zoom, grid_centre(self.source().centre)
+                    ref_values, st.zoom, grid_centre(self.source().centre)
                 )
                 crop, _ = centre_crop(ref_window, size, ref_centre)
                 drawn_h = min(layout.ref[0], round(crop.shape[0] * ref_scale))

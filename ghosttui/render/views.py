@@ -124,29 +124,27 @@ def beam_centres(stack: np.ndarray, guess: tuple[float, float], radius: float) -
 
 
 def shift_stack(stack: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Move each image of an (n, H, W) stack by its (dy, dx), bilinear; edges repeat."""
+    """Move each image of an (n, H, W) stack by its (dy, dx), bilinear; edges repeat.
+
+    Separable: rows are interpolated first, then columns, each with whole-row gathers.
+    """
     stack = np.asarray(stack, np.float32)
     n, h, w = stack.shape
     shifts = np.asarray(shifts, np.float64).reshape(n, 2)
-    src_r = np.arange(h)[None, :] - shifts[:, :1]  # (n, H) source rows
-    src_c = np.arange(w)[None, :] - shifts[:, 1:]  # (n, W)
-    r0 = np.floor(src_r)
-    c0 = np.floor(src_c)
-    fr = (src_r - r0).astype(np.float32)[:, :, None]
-    fc = (src_c - c0).astype(np.float32)[:, None, :]
-    r0i, c0i = r0.astype(int), c0.astype(int)
-    ra, rb = np.clip(r0i, 0, h - 1), np.clip(r0i + 1, 0, h - 1)
-    ca, cb = np.clip(c0i, 0, w - 1), np.clip(c0i + 1, 0, w - 1)
-    idx = np.arange(n)[:, None, None]
-    top = (
-        stack[idx, ra[:, :, None], ca[:, None, :]] * (1 - fc)
-        + stack[idx, ra[:, :, None], cb[:, None, :]] * fc
-    )
-    bottom = (
-        stack[idx, rb[:, :, None], ca[:, None, :]] * (1 - fc)
-        + stack[idx, rb[:, :, None], cb[:, None, :]] * fc
-    )
-    return top * (1 - fr) + bottom * fr
+    index = np.arange(n)[:, None]
+
+    def along_rows(images: np.ndarray, shift: np.ndarray, size: int) -> np.ndarray:
+        source = np.arange(size)[None, :] - shift[:, None]  # (n, size) source rows
+        low = np.floor(source)
+        weight = (source - low).astype(np.float32)[:, :, None]
+        low = low.astype(int)
+        a = images[index, np.clip(low, 0, size - 1)]
+        b = images[index, np.clip(low + 1, 0, size - 1)]
+        return a * (1 - weight) + b * weight
+
+    moved = along_rows(stack, shifts[:, 0], h)
+    moved = along_rows(moved.transpose(0, 2, 1), shifts[:, 1], w)
+    return np.ascontiguousarray(moved.transpose(0, 2, 1))
 
 
 def centre_stack(
@@ -197,26 +195,32 @@ def view_values(
     raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
 
 
+@lru_cache(maxsize=16)
+def _disk_filter(shape: tuple[int, int], radius: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The disk kernel's transform for images of ``shape`` (zero-padded by the kernel's reach),
+    and how many image pixels each output pixel's disk covers."""
+    reach = int(np.ceil(radius))
+    yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    kernel = (yy**2 + xx**2 <= radius**2 + 0.5).astype(np.float64)
+    padded = (shape[0] + 2 * reach, shape[1] + 2 * reach)
+    transform = np.fft.rfft2(kernel, padded)
+    ones = np.fft.irfft2(np.fft.rfft2(np.ones(shape), padded) * transform, padded)
+    count = ones[reach : reach + shape[0], reach : reach + shape[1]]
+    return transform, np.maximum(count, 1e-9), reach
+
+
 def disk_smooth(image: np.ndarray, radius: float) -> np.ndarray:
     """The mean over a disk of ``radius`` pixels around every pixel (what a diffraction disk of
     the probe's size collects: the matched filter for disks). Near the edges only the
     pixels on the image count."""
     image = np.asarray(image, np.float32)
-    reach = int(np.ceil(radius))
-    if reach < 1 or image.size == 0:
+    if int(np.ceil(radius)) < 1 or image.size == 0:
         return image
-    yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
-    kernel = (yy**2 + xx**2 <= radius**2 + 0.5).astype(np.float64)
     h, w = image.shape
-    shape = (h + 2 * reach, w + 2 * reach)
-
-    def convolve(a: np.ndarray) -> np.ndarray:
-        full = np.fft.irfft2(np.fft.rfft2(a, shape) * np.fft.rfft2(kernel, shape), shape)
-        return full[reach : reach + h, reach : reach + w]
-
-    total = convolve(image.astype(np.float64))
-    count = convolve(np.ones_like(image, np.float64))
-    return (total / np.maximum(count, 1e-9)).astype(np.float32)
+    transform, count, reach = _disk_filter((h, w), round(float(radius), 3))
+    padded = (h + 2 * reach, w + 2 * reach)
+    full = np.fft.irfft2(np.fft.rfft2(image, padded) * transform, padded)
+    return (full[reach : reach + h, reach : reach + w] / count).astype(np.float32)
 
 
 def signed_unit(

@@ -11,6 +11,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
@@ -34,6 +35,7 @@ from ghosttui.tui.widgets.status_panel import StatusInfo, StatusPanel
 MIN_SIZE = (120, 40)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
 MAP_META = "map"  # where the session remembers the map's layer and zoom
+REMEMBER_AFTER = 1.0  # seconds after the last view change that the session stores it
 
 
 class GhostApp(App[None]):
@@ -64,6 +66,8 @@ class GhostApp(App[None]):
         self.keys = session_keymap(session.settings)
         self.set_keymap(self.keys.keymap)
         self._clashes_reported: set[str] = set()
+        self._remembered: dict[str, object] = {}
+        self._remember_timer: Timer | None = None
         self.pane = PatternPane.for_session(session)
         self._pane_probabilities: object = self.controller.probabilities
 
@@ -102,6 +106,23 @@ class GhostApp(App[None]):
 
     def on_unmount(self) -> None:
         self._idle_gc.stop()
+        self._save_remembered()
+
+    def remember(self, key: str, value: object) -> None:
+        """Keep a view setting in the session, written shortly after the last change (a
+        database write with fsync per key press would cost more than the redraw)."""
+        self._remembered[key] = value
+        if self._remember_timer is not None:
+            self._remember_timer.stop()
+        self._remember_timer = self.set_timer(REMEMBER_AFTER, self._save_remembered)
+
+    def _save_remembered(self) -> None:
+        if self._remember_timer is not None:
+            self._remember_timer.stop()
+            self._remember_timer = None
+        for key, value in self._remembered.items():
+            self.session.store.set_meta(key, value)
+        self._remembered.clear()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -260,7 +281,7 @@ class GhostApp(App[None]):
             self.pane.state = previous
             self.notify(str(exc), severity="error")
             return
-        self.session.store.set_meta(PANE_META, state.to_dict())
+        self.remember(PANE_META, state.to_dict())
         self.query_one(PatternView).redraw()
         if self.render_mode == "external":
             self._update_viewer(open_viewer=False)
@@ -302,7 +323,7 @@ class GhostApp(App[None]):
         self.query_one(ScanMap).cycle_zoom()
 
     def on_scan_map_view_changed(self, message: ScanMap.ViewChanged) -> None:
-        self.session.store.set_meta(MAP_META, {"layer": message.layer, "zoom": message.zoom})
+        self.remember(MAP_META, {"layer": message.layer, "zoom": message.zoom})
 
     def action_external(self) -> None:
         self._update_viewer(open_viewer=True)
