@@ -17,7 +17,9 @@ thousands of pixels does not inflate the number):
   mean_H - mean_V (a linear observer using every pixel).
 
 Two sets of positions: ``all`` polar positions, and ``interior`` ones, whose 5 x 5
-neighbourhood is all one class. Near domain walls the simulated ghosts fade to
+neighbourhood is all one class. Scans that record the sign of the polarization
+(``/variant``, the multislice scans) are compared per sign: every +/-horizontal
+group against every +/-vertical one, reporting the mean and the worst pair. Near domain walls the simulated ghosts fade to
 nothing, so there no view can separate the classes; ``interior`` measures the
 views against pixel noise, ``all`` the whole labelling task.
 
@@ -50,11 +52,12 @@ from ghosttui.data.options import LoadOptions
 from ghosttui.patterns.cache import open_or_build
 from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.patterns.sources import ModelInputs
-from ghosttui.render.pane import APP_PANE_CELLS, DEFAULT_VIEW, PaneState, PatternPane
+from ghosttui.render.pane import APP_PANE_CELLS, PaneState, PatternPane, default_state
 from ghosttui.render.views import AVERAGES, VIEWS
 
 DOCS = ROOT.parent / "docs" / "views"
 HEIGHT, WIDTH = 2 * APP_PANE_CELLS[1], APP_PANE_CELLS[0]
+CLASSES = ["horizontal", "vertical", "none"]
 JND = 2.3  # a just-noticeable colour difference in CIELAB (CIE76) units
 
 
@@ -89,21 +92,59 @@ def separations(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"best_pixel": round(d_pixel, 2), "matched_filter": round(d_matched, 2)}
 
 
-def polar_positions(
-    truth: np.ndarray, classes: list[str], samples: int, seed: int = 0
-) -> dict[str, dict[str, list[tuple[int, int]]]]:
-    """Random positions of the two polar classes: all of them, and domain interiors."""
+def interior_mask(labels: np.ndarray) -> np.ndarray:
+    """Positions whose 5 x 5 neighbourhood carries one label."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    padded = np.pad(truth, 2, mode="edge")
-    interior = (sliding_window_view(padded, (5, 5)) == truth[:, :, None, None]).all((-1, -2))
+    padded = np.pad(labels, 2, mode="edge")
+    return (sliding_window_view(padded, (5, 5)) == labels[:, :, None, None]).all((-1, -2))
+
+
+def polar_groups(path: Path) -> tuple[np.ndarray, list[tuple[str, str]], dict[str, np.ndarray]]:
+    """(labels, pairs, masks): the polar groups of a scan and the pairs to tell apart.
+
+    The two polar classes, horizontal and vertical. When the file records the sign
+    of the polarization (``/variant``: +horizontal, -horizontal, ...), each sign is
+    its own group and every horizontal group is paired with every vertical one: a
+    view that shows the sign (the Friedel asymmetry flips with it) has class means
+    that cancel over both signs, so only same-sign groups measure what is drawn.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        truth = f["truth"][()].astype(np.int64)
+        names = _names(f["truth"].attrs.get("classes", "horizontal,vertical,none"))
+        variant = f["variant"][()].astype(np.int64) if "variant" in f else None
+        variants = _names(f["variant"].attrs.get("variants", "")) if "variant" in f else []
+    if variant is not None and any(v.startswith(("+", "-")) for v in variants):
+        labels = variant
+        masks = {v: variant == i for i, v in enumerate(variants) if v != "none"}
+        horizontal = [v for v in masks if v.endswith("horizontal")]
+        vertical = [v for v in masks if v.endswith("vertical")]
+        pairs = [(h, v) for h in horizontal for v in vertical]
+    else:
+        labels = truth
+        masks = {n: truth == names.index(n) for n in ("horizontal", "vertical")}
+        pairs = [("horizontal", "vertical")]
+    return labels, pairs, masks
+
+
+def _names(value: object) -> list[str]:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def sample_positions(
+    labels: np.ndarray, masks: dict[str, np.ndarray], samples: int, seed: int = 0
+) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """Random positions of each group: anywhere, and in domain interiors."""
+    interior = interior_mask(labels)
     rng = np.random.default_rng(seed)
-    n_ry = truth.shape[1]
+    n_ry = labels.shape[1]
     out: dict[str, dict[str, list[tuple[int, int]]]] = {"all": {}, "interior": {}}
-    for name in ("horizontal", "vertical"):
-        index = classes.index(name)
-        for subset, mask in (("all", truth == index), ("interior", (truth == index) & interior)):
-            flat = np.flatnonzero(mask.ravel())
+    for name, mask in masks.items():
+        for subset, where in (("all", mask), ("interior", mask & interior)):
+            flat = np.flatnonzero(where.ravel())
             pick = rng.choice(flat, min(samples, len(flat)), replace=False)
             out[subset][name] = [divmod(int(i), n_ry) for i in pick]
     return out
@@ -115,48 +156,52 @@ def candidates() -> dict[str, PaneState]:
     for view in VIEWS:
         for k in AVERAGES:
             states[f"{view} k{k}"] = replace(base, view=view, average=k)
-    for k in (1, 3):
-        states[f"mean k{k} unsmoothed"] = replace(base, view="mean", average=k, smooth=False)
-        states[f"mean k{k} scan-centred"] = replace(base, view="mean", average=k, centring="scan")
-        states[f"inversion k{k} unsmoothed"] = replace(
-            base, view="inversion", average=k, smooth=False
-        )
-        states[f"inversion k{k} scan-centred"] = replace(
-            base, view="inversion", average=k, centring="scan"
-        )
-        for scale in (0.05, 0.15, 0.25):
-            states[f"mean k{k} scale {scale:g}"] = replace(
-                base, view="mean", average=k, scale=scale
+    for view in ("mean", "inversion", "transpose"):
+        for k in (1, 3):
+            states[f"{view} k{k} unsmoothed"] = replace(base, view=view, average=k, smooth=False)
+            states[f"{view} k{k} scan-centred"] = replace(
+                base, view=view, average=k, centring="scan"
             )
-    states["default"] = replace(PaneState(), references="off")
+            for scale in (0.05, 0.25, 0.5):
+                states[f"{view} k{k} scale {scale:g}"] = replace(
+                    base, view=view, average=k, scale=scale
+                )
+    states["default"] = replace(default_state(CLASSES), references="off")
+    states["default, other classes"] = replace(PaneState(), references="off")
     return states
 
 
 def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        truth = f["truth"][()].astype(np.int64)
-        names = f["truth"].attrs.get("classes", "horizontal,vertical,none")
-    classes = [
-        c.strip() for c in (names.decode() if isinstance(names, bytes) else names).split(",")
-    ]
+    labels, pairs, masks = polar_groups(path)
     cache = open_or_build(path, LoadOptions(), PreprocessSettings())
-    pane = PatternPane(ModelInputs(cache), classes, ["#0000ff", "#00ff00", "#ff0000"])
-    positions = polar_positions(truth, classes, samples)
+    pane = PatternPane(ModelInputs(cache), CLASSES, ["#0000ff", "#00ff00", "#ff0000"])
+    per_group = max(20, samples // max(1, len({g for pair in pairs for g in pair}) // 2))
+    positions = sample_positions(labels, masks, per_group)
     results: dict[str, dict] = {}
     timings: dict[str, dict] = {}
     for label, state in candidates().items():
         pane.state = state
         results[label] = {}
-        for subset, by_class in positions.items():
-            images = {}
-            for name, where in by_class.items():
-                drawn = [pane.draw(rx, ry, HEIGHT, WIDTH).rgb for rx, ry in where]
-                images[name] = srgb_to_lab(np.stack(drawn)).reshape(len(drawn), -1, 3)
-            results[label][subset] = separations(images["horizontal"], images["vertical"])
+        for subset, by_group in positions.items():
+            images = {
+                name: srgb_to_lab(
+                    np.stack([pane.draw(rx, ry, HEIGHT, WIDTH).rgb for rx, ry in where])
+                ).reshape(len(where), -1, 3)
+                for name, where in by_group.items()
+            }
+            scores = [separations(images[a], images[b]) for a, b in pairs]
+            results[label][subset] = {
+                metric: round(float(np.mean([s[metric] for s in scores])), 2)
+                for metric in ("best_pixel", "matched_filter")
+            }
+            if len(pairs) > 1:
+                results[label][subset]["worst_pair"] = {
+                    metric: round(float(min(s[metric] for s in scores)), 2)
+                    for metric in ("best_pixel", "matched_filter")
+                }
         spent = []
-        for rx, ry in positions["all"]["horizontal"][:40]:
+        first = next(iter(positions["all"].values()))
+        for rx, ry in first[:40]:
             started = time.perf_counter()
             pane.draw(rx, ry, HEIGHT, WIDTH)
             spent.append((time.perf_counter() - started) * 1000)
@@ -164,7 +209,7 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
             "p50_ms": round(float(np.percentile(spent, 50)), 2),
             "p95_ms": round(float(np.percentile(spent, 95)), 2),
         }
-        print(label, results[label], timings[label], flush=True)
+        print(path.stem, label, results[label], timings[label], flush=True)
     raw = results["raw k1"]
     for values in results.values():
         for subset, d in values.items():
@@ -176,8 +221,9 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
         draw_pictures(pane, path, positions)
     return {
         "data": str(path),
-        "scan": list(truth.shape),
-        "samples_per_class": {s: {c: len(p) for c, p in v.items()} for s, v in positions.items()},
+        "scan": list(labels.shape),
+        "pairs": [list(p) for p in pairs],
+        "samples_per_group": {s: {c: len(p) for c, p in v.items()} for s, v in positions.items()},
         "separations": results,
         "redraw_ms": timings,
     }
@@ -188,12 +234,12 @@ def draw_pictures(pane: PatternPane, path: Path, positions: dict) -> None:
     from PIL import Image
 
     DOCS.mkdir(parents=True, exist_ok=True)
-    where = {c: positions["interior"][c][0] for c in ("horizontal", "vertical")}
+    where = {c: p[0] for c, p in positions["interior"].items()}
     rows = []
     for view in VIEWS:
         tiles = []
         for k in (1, 3):
-            for name in ("horizontal", "vertical"):
+            for name in where:
                 pane.state = PaneState(view=view, average=k, references="off")
                 tiles.append(pane.draw(*where[name], 128, 128).rgb)
                 tiles.append(np.full((128, 4, 3), 40, np.uint8))
@@ -202,7 +248,7 @@ def draw_pictures(pane: PatternPane, path: Path, positions: dict) -> None:
     sheet = np.concatenate(rows[:-1], 0)
     out = DOCS / f"views-{path.stem}.png"
     Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(out)
-    print(f"wrote {out} (rows: {', '.join(VIEWS)}; columns: H k1, V k1, H k3, V k3; {where})")
+    print(f"wrote {out} (rows: {', '.join(VIEWS)}; columns: k1 then k3 of {where})")
 
 
 def main() -> None:
@@ -221,8 +267,8 @@ def main() -> None:
         args.name,
         {
             "pane_pixels": [HEIGHT, WIDTH],
-            "default_state": PaneState().to_dict(),
-            "default_view": DEFAULT_VIEW,
+            "default_state_other_classes": PaneState().to_dict(),
+            "default_state_horizontal_vertical": default_state(CLASSES).to_dict(),
             "note": "d' on drawn pixels (CIELAB), split halves; vs_raw = ratio to 'raw k1'",
             "scans": measured,
         },

@@ -53,7 +53,12 @@ REFERENCE_MODES = ("labels", "model", "off")
 CONTRASTS = ("linear", "log", "gamma")
 CLIPS = (99.0, 99.5, 99.7, 99.9, 100.0)  # raw view: the percentile drawn white
 SCALES = (0.05, 0.1, 0.15, 0.25, 0.5)  # difference views: the full scale (normalised units)
-DEFAULT_VIEW = "raw"
+# The defaults, chosen by benchmarks/views_visibility.py (docs/views.md): for horizontal
+# against vertical the transpose (it swaps the two), for any other classes the generic
+# difference from the scan mean; both averaged over 3 x 3 positions.
+DEFAULT_VIEW = "mean"
+DEFAULT_AVERAGE = 3
+SWAPPED_BY_TRANSPOSE = ("horizontal", "vertical")
 APP_PANE_CELLS = (76, 41)  # the pattern pane's canvas in a 160x48 terminal (columns, rows)
 LOCAL_MARGIN = 2  # the local mean: positions up to this far beyond the averaged block
 META_KEY = "pane"  # where a session remembers its pane state
@@ -68,7 +73,7 @@ class PaneState:
     """What the user chose for the pattern pane (remembered per session)."""
 
     view: str = DEFAULT_VIEW
-    average: int = 1
+    average: int = DEFAULT_AVERAGE
     zoom: str = "1x"
     references: str = "labels"
     contrast: str = "linear"
@@ -100,10 +105,10 @@ class PaneState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PaneState:
+    def from_dict(cls, data: dict[str, Any] | None, default: PaneState | None = None) -> PaneState:
         """A state from remembered values; anything unknown (an older or newer ghosttui) is
-        left at its default rather than stopping the app."""
-        state = cls()
+        left at ``default`` (the defaults) rather than stopping the app."""
+        state = default or cls()
         for f in fields(cls):
             if data and f.name in data:
                 try:
@@ -127,6 +132,15 @@ class PaneState:
         }[name]
         index = options.index(getattr(self, name))
         return replace(self, **{name: options[(index + step) % len(options)]})
+
+
+def default_state(classes: list[str] | tuple[str, ...]) -> PaneState:
+    """Where a new session's pattern pane starts: the transpose view when the classes include
+    horizontal and vertical (transposing the pattern turns one into the other, so the
+    difference shows which is present), the scan-mean difference otherwise."""
+    if all(name in classes for name in SWAPPED_BY_TRANSPOSE):
+        return PaneState(view="transpose")
+    return PaneState()
 
 
 @dataclass
@@ -261,7 +275,9 @@ class PatternPane:
         pane state it remembers (unless ``state`` is given)."""
         cache = session.cache()
         if state is None:
-            state = PaneState.from_dict(session.store.get_meta(META_KEY))
+            state = PaneState.from_dict(
+                session.store.get_meta(META_KEY), default_state(session.classes)
+            )
         pane = cls(
             ModelInputs(cache),
             session.classes,

@@ -11,7 +11,7 @@ from ghosttui.errors import GhostError
 from ghosttui.patterns.references import ClassMeans, confident_members
 from ghosttui.patterns.sources import PatternSource
 from ghosttui.render.colour import Contrast, readable_rgb
-from ghosttui.render.pane import BAR, PaneState, PatternPane, plan_layout
+from ghosttui.render.pane import BAR, PaneState, PatternPane, default_state, plan_layout
 from ghosttui.render.views import (
     DIVERGING_LUT,
     beam_centres,
@@ -239,7 +239,7 @@ def test_averaging_uses_the_neighbourhood_and_says_how_many_positions(scan):
 
 def test_the_mean_view_shows_the_class_signal_with_opposite_signs(scan):
     data, _ = scan
-    pane = make_pane(data, PaneState(view="mean", smooth=False, centring="scan"))
+    pane = make_pane(data, PaneState(view="mean", average=1, smooth=False, centring="scan"))
     top, _, _ = pane.query_values(0, 0)  # class 0: its ghost at (16, 24)
     bottom, _, _ = pane.query_values(5, 4)  # class 1: at (24, 16)
     assert top[16, 24] > 0.05 and top[24, 16] < -0.05
@@ -248,7 +248,7 @@ def test_the_mean_view_shows_the_class_signal_with_opposite_signs(scan):
 
 def test_the_local_view_is_flat_inside_a_domain_and_not_at_its_wall(scan):
     data, _ = scan
-    pane = make_pane(data, PaneState(view="local", smooth=False, centring="scan"))
+    pane = make_pane(data, PaneState(view="local", average=1, smooth=False, centring="scan"))
     inside, _, _ = pane.query_values(0, 2)
     wall, _, _ = pane.query_values(3, 2)
     assert np.abs(inside).max() < 0.06
@@ -300,11 +300,18 @@ def test_model_references_take_only_confident_predictions():
     assert sum(1 for c in members.values() if c == 1) == 3
 
 
+def test_the_default_view_is_the_transpose_for_horizontal_against_vertical():
+    assert default_state(["horizontal", "vertical", "none"]).view == "transpose"
+    assert default_state(["phase-a", "phase-b"]) == PaneState()
+    assert PaneState().view == "mean" and PaneState().average == 3
+
+
 def test_pane_state_is_checked_cycled_and_read_back_tolerantly():
-    state = PaneState()
+    state = PaneState(average=1)
     assert PaneState.from_dict(state.to_dict()) == state
-    assert PaneState.from_dict({"view": "gone", "average": 3, "extra": 1}).average == 3
-    assert PaneState.from_dict(None) == state
+    assert PaneState.from_dict({"view": "gone", "average": 5, "extra": 1}).average == 5
+    assert PaneState.from_dict({"view": "gone"}).view == PaneState().view
+    assert PaneState.from_dict(None, state) == state
     assert state.cycled("average").average == 3
     assert state.cycled("average", -1).average == 5
     with pytest.raises(GhostError, match="unknown view 'bogus'"):
