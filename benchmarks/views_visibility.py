@@ -258,11 +258,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="positions per class and set")
     parser.add_argument("--data", type=Path, action="append", help="scans (default: see above)")
     parser.add_argument("--ms", default="/work/data/ms/*.h5", help="multislice scans (glob)")
-    parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument("--pictures", action="store_true", help="also docs/views/views-*.png")
     parser.add_argument("--name", default="views_visibility")
     args = parser.parse_args()
     scans = args.data or [simulated("wall"), *sorted(Path(p) for p in glob.glob(args.ms))]
-    measured = [measure_scan(p, args.samples, not args.no_pictures) for p in scans]
+    measured = [measure_scan(p, args.samples, args.pictures) for p in scans]
     save(
         args.name,
         {
