@@ -29,17 +29,9 @@ def cells_to_rgb(canvas) -> np.ndarray:
     return np.array(rows, np.uint8)
 
 
-@pytest.mark.parametrize(
-    "state",
-    [
-        PaneState(view="mean", average=3),
-        PaneState(view="inversion", zoom="2x", contrast="gamma"),
-        PaneState(view="raw", zoom="native"),
-    ],
-    ids=["mean-3x3", "inversion-2x", "raw-native"],
-)
-def test_show_writes_the_pixels_the_pane_draws(labelling_app, run_cli, tmp_path, state):
+def test_show_writes_the_pixels_the_app_pane_draws(labelling_app, run_cli, tmp_path):
     run = labelling_app("same")
+    state = PaneState(view="inversion", average=3, zoom="2x", contrast="gamma")
     run.session.store.set_meta(META_KEY, state.to_dict())
     run.session.store.label(2, 3, "horizontal", "manual")
     run.session.store.label(20, 10, "vertical", "manual")
@@ -50,13 +42,32 @@ def test_show_writes_the_pixels_the_pane_draws(labelling_app, run_cli, tmp_path,
         assert app.pane.state == state
         return cells_to_rgb(app.query_one("#pattern-canvas"))
 
-    drawn = run.run(scenario)
+    drawn = run.run(scenario)  # the session stays open: show reads it read-only
     out = tmp_path / "pane.png"
     result = run_cli("show", "same", "--at", "5,7", "--out", out)
     assert result.code == 0, result.err
     png = np.asarray(Image.open(out).convert("RGB"))
     assert png.shape[1] <= APP_PANE_CELLS[0] and png.shape[0] <= 2 * APP_PANE_CELLS[1]
+    assert png.shape[0] > 64  # the references are in it
     np.testing.assert_array_equal(png, drawn)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [PaneState(view="mean", average=5), PaneState(view="raw", average=1, zoom="native")],
+    ids=["mean-5x5", "raw-native"],
+)
+def test_show_draws_the_session_state_at_the_app_pane_size(make_session, run_cli, tmp_path, state):
+    session = make_session("state")
+    session.store.set_meta(META_KEY, state.to_dict())
+    session.close()
+    out = tmp_path / "pane.png"
+    assert run_cli("show", "state", "--at", "6,9", "--out", out).code == 0
+    with Session.open("state", writable=False) as reopened:
+        pane = PatternPane.for_session(reopened)
+        assert pane.state == state
+        expected = pane.draw(6, 9, 2 * APP_PANE_CELLS[1], APP_PANE_CELLS[0]).rgb
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
 
 
 def test_show_options_override_the_session_view(make_session, run_cli, tmp_path):

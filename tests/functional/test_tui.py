@@ -116,7 +116,7 @@ def test_manual_cursor_labelling_and_back_to_the_queue(labelling_app):
         await pilot.press("escape")
         back = app.controller.current()
         assert not back.manual and (back.rx, back.ry) == (query.rx, query.ry)
-        await pilot.press(*["up"] * 50)  # clamped at the scan's edge
+        await pilot.press(*["up"] * (back.rx + 3))  # clamped at the scan's edge
         assert app.controller.cursor[0] == 0
 
     run.run(scenario)

@@ -116,7 +116,7 @@ def test_real_app_in_tmux(tmp_path, sim_file, sessions_dir, cache_dir):
     _tmux(socket, "resize-window", "-t", "app", "-x", "160", "-y", "48")
     try:
         _wait_for(socket, "query (")
-        screen = _wait_for(socket, "h/1 horizontal")  # the footer is drawn last
+        screen = _wait_for(socket, "h v n label")  # the footer is drawn last
         assert "grid" in screen
         assert screen.count("▀") > 64 * 32  # the pattern, in half blocks (auto chose them in tmux)
         coloured = _wait_for(socket, "38;2;", escapes=True)  # truecolor reached the terminal
