@@ -92,10 +92,12 @@ class GhostApp(App[None]):
         if warning and self.render_mode in ("halfblock", "external"):
             self.notify(warning, severity="warning", timeout=12)
         self._check_size()
+        remembered = self.session.store.get_meta(MAP_META) or {}
+        scan_map.restore(
+            remembered.get("layer"), remembered.get("zoom"), self.controller.probabilities
+        )
         self.controller.ensure_queue()
         self.show_current()
-        remembered = self.session.store.get_meta(MAP_META) or {}
-        scan_map.restore(remembered.get("layer"), remembered.get("zoom"))
         self.query_one(StatusPanel).training(
             "model: " + ("up to date" if self.controller.model_is_current() else "idle")
         )

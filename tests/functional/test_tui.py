@@ -533,3 +533,47 @@ def test_terminal_graphics_modes_get_the_pattern_as_an_image(labelling_app, mode
         assert after.size[1] > 64  # with a reference strip under it now
 
     run.run(scenario, render=mode)
+
+
+def test_a_restarted_app_keeps_the_remembered_map_layer_over_an_existing_model():
+    from textual.app import App
+
+    probabilities = np.full((24, 16, 3), 1 / 3, np.float32)
+
+    class MapOnly(App[None]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.changes: list[ScanMap.ViewChanged] = []
+
+        def compose(self):
+            yield ScanMap(id="map")
+
+        def on_scan_map_view_changed(self, message: ScanMap.ViewChanged) -> None:
+            self.changes.append(message)
+
+    async def scenario():
+        app = MapOnly()
+        async with app.run_test(size=(60, 40)) as pilot:
+            scan_map = app.query_one(ScanMap)
+            scan_map.configure(
+                np.ones((24, 16)),
+                np.ones((24, 16)),
+                ["a", "b", "c"],
+                ["#ff0000", "#00ff00", "#0000ff"],
+            )
+            changes = app.changes
+            scan_map.restore("adf", "1:1", probabilities)
+            scan_map.update_state(probabilities=probabilities)
+            await pilot.pause()
+            assert (scan_map.map_layer, scan_map.zoom) == ("adf", "1:1")
+            assert changes == []  # restoring is not a change to remember
+            scan_map.cycle_layer()  # a user's change is
+            await pilot.pause()
+            assert [c.layer for c in changes] == ["labels"]
+            fresh = ScanMap()
+            fresh.restore(None, None, probabilities)  # a model and nothing remembered
+            assert fresh.map_layer == "prediction"
+
+    import asyncio
+
+    asyncio.run(scenario())

@@ -92,8 +92,16 @@ class ScanMap(Vertical):
         self.cursor = cursor
         self.redraw()
 
-    def restore(self, layer: str | None, zoom: str | None) -> None:
-        """Show a remembered layer and zoom (a model layer only once a model exists)."""
+    def restore(
+        self, layer: str | None, zoom: str | None, probabilities: np.ndarray | None = None
+    ) -> None:
+        """Start from a remembered layer and zoom, with the predictions the session already has
+        (a model layer only once a model exists; with a model and nothing remembered, the
+        domain map)."""
+        if probabilities is not None:
+            self.probabilities = probabilities
+            if layer is None:
+                layer = "prediction"
         if zoom in ZOOMS:
             self.zoom = zoom
         if layer in LAYERS and (
@@ -184,6 +192,8 @@ class ScanMap(Vertical):
         return picture
 
     def redraw(self) -> None:
+        if not self.is_mounted:
+            return
         title = LAYER_TITLES[self.map_layer]
         if self.cursor is not None:
             title += f"  [dim]cursor ({self.cursor[0]}, {self.cursor[1]})[/]"
