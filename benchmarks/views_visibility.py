@@ -23,8 +23,9 @@ group against every +/-vertical one, reporting the mean and the worst pair. Near
 nothing, so there no view can separate the classes; ``interior`` measures the
 views against pixel noise, ``all`` the whole labelling task.
 
-Views: every mode at k = 1, 3, 5, plus variants (no disk smoothing, scan-wide
-centring, difference scales). Also the time of a redraw (``PatternPane.draw``)
+Views: every mode at k = 1, 3, 5, plus variants of the mean, inversion and
+transpose views at 3x3 (each pattern centred on its own beam, or one centre for
+the scan, instead of the fitted descan; no disk smoothing; other scales). Also the time of a redraw (``PatternPane.draw``)
 per state, and pictures of each view at one horizontal and one vertical
 position (docs/views/).
 
@@ -151,21 +152,21 @@ def sample_positions(
 
 
 def candidates() -> dict[str, PaneState]:
+    """Every view at k = 1, 3, 5 (descan centring, disk smoothing, scale 0.1: the defaults), and
+    for the three most telling views at 3x3 the other centrings, no smoothing, other scales."""
     base = PaneState(references="off")
     states = {}
     for view in VIEWS:
         for k in AVERAGES:
             states[f"{view} k{k}"] = replace(base, view=view, average=k)
     for view in ("mean", "inversion", "transpose"):
-        for k in (1, 3):
-            states[f"{view} k{k} unsmoothed"] = replace(base, view=view, average=k, smooth=False)
-            states[f"{view} k{k} scan-centred"] = replace(
-                base, view=view, average=k, centring="scan"
+        for centring in ("pattern", "scan"):
+            states[f"{view} k3 {centring}-centred"] = replace(
+                base, view=view, average=3, centring=centring
             )
-            for scale in (0.05, 0.25, 0.5):
-                states[f"{view} k{k} scale {scale:g}"] = replace(
-                    base, view=view, average=k, scale=scale
-                )
+        states[f"{view} k3 unsmoothed"] = replace(base, view=view, average=3, smooth=False)
+        for scale in (0.05, 0.25):
+            states[f"{view} k3 scale {scale:g}"] = replace(base, view=view, average=3, scale=scale)
     states["default"] = replace(default_state(CLASSES), references="off")
     states["default, other classes"] = replace(PaneState(), references="off")
     return states

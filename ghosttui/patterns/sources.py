@@ -9,7 +9,7 @@ Two resolutions of the same scan:
   same intensity transform and robust normalisation) but not pooled.
 
 Both give blocks of positions, each pattern shifted so that its direct beam sits
-on one grid point (see :func:`ghosttui.render.views.centre_stack`), and the
+on one grid point (see :meth:`PatternSource.beams`), and the
 scan's mean pattern, computed once from at most ``limit`` positions spread over
 the scan.
 """
@@ -17,11 +17,12 @@ the scan.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ghosttui.render.views import centre_stack
+from ghosttui.render.views import beam_centres, centre_on, descan_design, fit_descan
 
 MEAN_INPUTS = 4096  # model inputs averaged for the scan mean (evenly spread when more)
 MEAN_FRAMES = 256  # detector frames averaged for the scan mean
@@ -45,7 +46,9 @@ class PatternSource:
         self.centre = (float(centre[0]), float(centre[1]))  # the scan's mean beam centre
         self.radius = float(radius)  # the direct beam's radius, pixels
         self._means: dict[str, np.ndarray] = {}
+        self._descan: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._descan_lock = threading.Lock()
 
     # -- reading (subclasses) -------------------------------------------------------------
     def block(self, rows: slice, cols: slice) -> np.ndarray:
@@ -57,14 +60,56 @@ class PatternSource:
         raise NotImplementedError
 
     # -- derived ------------------------------------------------------------------------------
-    def centred(self, stack: np.ndarray, centring: str) -> np.ndarray:
-        return centre_stack(stack, self.centre, self.radius, centring)
+    def beams(self, stack: np.ndarray, positions: np.ndarray, centring: str) -> np.ndarray:
+        """(n, 2) where the direct beam of each pattern is, for a centring:
+
+        * ``descan``: on the smooth surface fitted to the beam centres measured over the
+          scan (the descan error and drift, without what varies from domain to domain:
+          a polar field that deflects the beam is signal, not drift);
+        * ``pattern``: each pattern's own beam centre of mass;
+        * ``scan``: the scan's mean beam centre, for every pattern.
+        """
+        n = len(stack)
+        if centring == "pattern":
+            return beam_centres(stack, self.centre, self.radius)
+        if centring == "scan":
+            return np.tile(np.asarray(self.centre, np.float64), (n, 1))
+        if centring == "descan":
+            positions = np.asarray(positions, np.float64).reshape(-1, 2)
+            return descan_design(positions, self.scan_shape) @ self.descan()
+        raise ValueError(f"unknown centring {centring!r}")
+
+    def descan(self) -> np.ndarray:
+        """The fitted beam-centre surface (computed once; thread-safe)."""
+        with self._descan_lock:
+            if self._descan is None:
+                where, found = [], []
+                for positions, stack in self.sample():
+                    where.append(positions)
+                    found.append(beam_centres(stack, self.centre, self.radius))
+                self._descan = fit_descan(
+                    np.concatenate(where), np.concatenate(found), self.scan_shape
+                )
+            return self._descan
+
+    def sample(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The patterns at :meth:`mean_positions`, as (positions, patterns) chunks."""
+        positions = self.mean_positions()
+        for start in range(0, len(positions), 512):
+            chunk = positions[start : start + 512]
+            yield chunk, self.gather(chunk)
+
+    def centred(self, stack: np.ndarray, centring: str, positions: np.ndarray) -> np.ndarray:
+        """``stack`` shifted so that every beam sits on the grid centre; ``positions`` (n, 2)
+        are where in the scan each pattern (or averaged block) was taken."""
+        return centre_on(stack, self.beams(stack, positions, centring), self.centre)
 
     def centred_block(self, rows: slice, cols: slice, centring: str) -> np.ndarray:
-        return self.centred(self.block(rows, cols), centring)
+        positions = np.stack(np.mgrid[rows, cols], -1).reshape(-1, 2)
+        return self.centred(self.block(rows, cols), centring, positions)
 
     def centred_gather(self, positions: np.ndarray, centring: str) -> np.ndarray:
-        return self.centred(self.gather(positions), centring)
+        return self.centred(self.gather(positions), centring, positions)
 
     def mean_positions(self) -> np.ndarray:
         """(n, 2) positions the scan mean is taken over: every one, or ``mean_limit`` spread
@@ -80,14 +125,16 @@ class PatternSource:
 
     def scan_mean(self, centring: str) -> np.ndarray:
         """The mean of the centred patterns (computed once per centring; thread-safe)."""
+        if centring == "descan":
+            self.descan()  # outside the lock below: it reads the same sample
         with self._lock:
             if centring not in self._means:
-                positions = self.mean_positions()
                 total = np.zeros(self.shape, np.float64)
-                for start in range(0, len(positions), 512):
-                    part = self.centred_gather(positions[start : start + 512], centring)
-                    total += part.sum(0, dtype=np.float64)
-                self._means[centring] = (total / max(1, len(positions))).astype(np.float32)
+                count = 0
+                for positions, stack in self.sample():
+                    total += self.centred(stack, centring, positions).sum(0, dtype=np.float64)
+                    count += len(stack)
+                self._means[centring] = (total / max(1, count)).astype(np.float32)
             return self._means[centring]
 
 
@@ -122,19 +169,14 @@ class ModelInputs(PatternSource):
             rows = np.unique(np.linspace(0, n_rx - 1, count).round().astype(np.int64))
         return np.stack(np.meshgrid(rows, np.arange(n_ry), indexing="ij"), -1).reshape(-1, 2)
 
-    def scan_mean(self, centring: str) -> np.ndarray:
-        with self._lock:
-            if centring not in self._means:
-                positions = self.mean_positions()
-                rows = np.unique(positions[:, 0])
-                total = np.zeros(self.shape, np.float64)
-                n_ry = self.scan_shape[1]
-                for start in range(0, len(rows), 16):
-                    for run in _runs(rows[start : start + 16]):
-                        block = self.centred_block(slice(run[0], run[1]), slice(0, n_ry), centring)
-                        total += block.sum(0, dtype=np.float64)
-                self._means[centring] = (total / max(1, len(positions))).astype(np.float32)
-            return self._means[centring]
+    def sample(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # whole scan rows: one read per run of consecutive rows
+        n_ry = self.scan_shape[1]
+        rows = np.unique(self.mean_positions()[:, 0])
+        for start in range(0, len(rows), 16):
+            for first, stop in _runs(rows[start : start + 16]):
+                positions = np.stack(np.mgrid[first:stop, 0:n_ry], -1).reshape(-1, 2)
+                yield positions, self.block(slice(first, stop), slice(0, n_ry))
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int]]:

@@ -80,7 +80,7 @@ class PaneState:
     clip: float = 99.7
     scale: float = 0.1
     smooth: bool = True  # difference views: averaged over the probe's disk
-    centring: str = "pattern"
+    centring: str = "descan"
 
     def __post_init__(self) -> None:
         choices: dict[str, tuple[Any, ...]] = {
@@ -337,11 +337,12 @@ class PatternPane:
             means = [block[~ring].mean(0), block[ring].mean(0) if ring.any() else None]
             if means[1] is None:
                 means[1] = means[0]
-            query, reference = src.centred(np.stack(means), st.centring)
+            here = np.array([[rx, ry], [rx, ry]])
+            query, reference = src.centred(np.stack(means), st.centring, here)
         else:
             block = src.block(rows, cols)
             count = len(block)
-            query = src.centred(block.mean(0, keepdims=True), st.centring)[0]
+            query = src.centred(block.mean(0, keepdims=True), st.centring, np.array([[rx, ry]]))[0]
             if st.view == "mean":
                 reference = src.scan_mean(st.centring)
         return view_values(query, st.view, centre, reference), count, centre

@@ -9,9 +9,11 @@ Pure array functions (numpy only, no UI): the terminal app's pattern pane and
   left of a partner difference is exactly the symmetry breaking. Differences
   are drawn with a diverging colour map, dark at zero.
 * **centring**: patterns drift on the detector (descan), so before a pattern is
-  compared with anything it is shifted (bilinear, sub-pixel) so that its own
-  direct beam sits on one fixed point of the pixel grid; every symmetry then
-  maps pixels exactly onto pixels.
+  compared with anything it is shifted (bilinear, sub-pixel) so that its direct
+  beam sits on one fixed point of the pixel grid, about which every symmetry
+  maps pixels exactly onto pixels. Where the beam is: a smooth surface fitted to
+  the measured beam centres over the scan (``descan``), each pattern's own
+  measured centre (``pattern``), or one centre for all (``scan``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ VIEW_HELP: dict[str, str] = {
 SYMMETRY_VIEWS = ("inversion", "transpose", "mirror-lr", "mirror-ud")
 REFERENCE_VIEWS = ("mean", "local")
 AVERAGES = (1, 3, 5)
-CENTRINGS = ("pattern", "scan")
+CENTRINGS = ("descan", "pattern", "scan")
 
 DIVERGING_LUT = diverging_lut()
 
@@ -147,27 +149,37 @@ def shift_stack(stack: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(moved.transpose(0, 2, 1))
 
 
-def centre_stack(
-    stack: np.ndarray,
-    centre: tuple[float, float],
-    radius: float,
-    centring: str = "pattern",
-) -> np.ndarray:
-    """Shift every pattern so that its direct beam sits on ``grid_centre(centre)``.
-
-    ``centring="pattern"`` measures each pattern's own beam (it drifts with the
-    descan); ``"scan"`` moves every pattern by the same amount (the scan's mean
-    beam centre onto the grid point), leaving the drift in.
-    """
-    stack = np.asarray(stack, np.float32)
+def centre_on(stack: np.ndarray, beams: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """Shift every pattern of an (n, H, W) stack so that its beam, at ``beams`` (n, 2), sits on
+    ``grid_centre(centre)``."""
     target = np.asarray(grid_centre(centre), np.float64)
-    if centring == "pattern":
-        found = beam_centres(stack, centre, radius)
-    elif centring == "scan":
-        found = np.tile(np.asarray(centre, np.float64), (len(stack), 1))
-    else:
-        raise ValueError(f"unknown centring {centring!r} (known: {', '.join(CENTRINGS)})")
-    return shift_stack(stack, target[None, :] - found)
+    beams = np.asarray(beams, np.float64).reshape(-1, 2)
+    return shift_stack(stack, target[None, :] - beams)
+
+
+def descan_design(positions: np.ndarray, scan_shape: tuple[int, int]) -> np.ndarray:
+    """(n, 6) terms of a quadratic surface over the scan (1, x, y, x², xy, y², with x, y the
+    positions scaled to -1..1): the shape of a descan error and slow drift."""
+    positions = np.asarray(positions, np.float64).reshape(-1, 2)
+    x = 2 * positions[:, 0] / max(1, scan_shape[0] - 1) - 1
+    y = 2 * positions[:, 1] / max(1, scan_shape[1] - 1) - 1
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
+
+
+def fit_descan(positions: np.ndarray, beams: np.ndarray, scan_shape: tuple[int, int]) -> np.ndarray:
+    """(6, 2) coefficients of the smooth surface through measured beam centres, fitted twice,
+    the second time without centres more than 3 robust deviations off the first fit (a blank
+    or odd pattern). Local shifts (a polar deflection inside a domain) stay out of it."""
+    design = descan_design(positions, scan_shape)
+    beams = np.asarray(beams, np.float64).reshape(-1, 2)
+    keep = np.ones(len(beams), bool)
+    coefficients = np.zeros((6, 2))
+    for _ in range(2):
+        coefficients = np.linalg.lstsq(design[keep], beams[keep], rcond=None)[0]
+        residual = np.linalg.norm(beams - design @ coefficients, axis=1)
+        spread = 1.4826 * np.median(np.abs(residual - np.median(residual))) + 1e-6
+        keep = residual <= np.median(residual) + 3 * spread
+    return coefficients
 
 
 # -- views ---------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ from ghosttui.render.pane import BAR, PaneState, PatternPane, default_state, pla
 from ghosttui.render.views import (
     DIVERGING_LUT,
     beam_centres,
-    centre_stack,
+    centre_on,
+    descan_design,
     disk_smooth,
     diverging_rgb,
+    fit_descan,
     grid_centre,
     neighbourhood,
     partner,
@@ -108,13 +110,28 @@ def test_shift_stack_moves_each_image_by_its_own_shift():
 def test_centring_puts_every_drifting_beam_on_the_grid_centre():
     drifts = [(20.2, 20.3), (21.4, 19.1), (18.8, 20.9)]
     stack = np.stack([soft_disk((41, 41), c, 3) for c in drifts])
-    centred = centre_stack(stack, (20.1, 20.2), 3.0, "pattern")
+    centred = centre_on(stack, beam_centres(stack, (20.1, 20.2), 3.0), (20.1, 20.2))
     found = beam_centres(centred, (20.0, 20.0), 3.0)
     target = grid_centre((20.1, 20.2))
     np.testing.assert_allclose(found, [target] * 3, atol=0.15)
-    fixed = centre_stack(stack, (20.1, 20.2), 3.0, "scan")  # one shift for all: drift stays
+    fixed = centre_on(stack, np.tile((20.1, 20.2), (3, 1)), (20.1, 20.2))  # drift stays
     spread = beam_centres(fixed, (20.0, 20.0), 3.0)
     assert np.ptp(spread[:, 0]) > 2.0
+
+
+def test_the_descan_fit_follows_a_smooth_drift_but_not_local_deflections():
+    rx, ry = np.meshgrid(np.arange(30), np.arange(20), indexing="ij")
+    positions = np.stack([rx.ravel(), ry.ravel()], 1)
+    drift = np.stack([10 + 0.05 * rx + 0.02 * ry, 12 - 0.03 * rx + 0.001 * rx * ry], -1)
+    measured = drift.reshape(-1, 2).copy()
+    domain = (rx.ravel() % 10 < 3) & (ry.ravel() % 8 < 3)  # small domains deflect the beam
+    measured[domain, 1] += 0.4
+    measured[7] = (0.0, 0.0)  # a blank pattern: no beam found
+    coefficients = fit_descan(positions, measured, (30, 20))
+    predicted = descan_design(positions, (30, 20)) @ coefficients
+    error = np.abs(predicted - drift.reshape(-1, 2))
+    assert error[:, 0].max() < 0.05
+    assert error[:, 1].max() < 0.2  # the deflections pull the fit by a fraction only
 
 
 # -- smoothing and colour -----------------------------------------------------------------------------
