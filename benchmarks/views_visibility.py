@@ -19,15 +19,19 @@ thousands of pixels does not inflate the number):
 Two sets of positions: ``all`` polar positions, and ``interior`` ones, whose 5 x 5
 neighbourhood is all one class. Scans that record the sign of the polarization
 (``/variant``, the multislice scans) are compared per sign: every +/-horizontal
-group against every +/-vertical one, reporting the mean and the worst pair. Near domain walls the simulated ghosts fade to
-nothing, so there no view can separate the classes; ``interior`` measures the
-views against pixel noise, ``all`` the whole labelling task.
+group against every +/-vertical one, reporting the mean and the worst pair.
+Near domain walls the simulated signals fade to nothing, so there no view can
+separate the classes; ``interior`` measures the views against pixel noise,
+``all`` the whole labelling task. In the ``wall`` geometry each class fills one
+half of the scan, so smooth fields (descan, thickness, tilt) differ between the
+classes too and add a separation that is not the polarization; the ``stripes``
+scans interleave the domains and are the fairer test.
 
 Views: every mode at k = 1, 3, 5, plus variants of the mean, inversion and
 transpose views at 3x3 (each pattern centred on its own beam, or one centre for
-the scan, instead of the fitted descan; no disk smoothing; other scales). Also the time of a redraw (``PatternPane.draw``)
-per state, and pictures of each view at one horizontal and one vertical
-position (docs/views/).
+the scan, instead of the fitted descan; no disk smoothing; other scales). Also
+the time of a redraw (``PatternPane.draw``) per state, and with ``--pictures``
+each view at one position of each group (docs/views/).
 
 Scans: the kinematic ``wall`` scan of ``make bench`` (simulated when missing) and
 every multislice scan in ``--ms`` (default /work/data/ms/*.h5) that exists.

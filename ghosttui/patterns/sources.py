@@ -79,6 +79,12 @@ class PatternSource:
             return descan_design(positions, self.scan_shape) @ self.descan()
         raise ValueError(f"unknown centring {centring!r}")
 
+    def has_descan(self) -> bool:
+        return self._descan is not None
+
+    def has_mean(self, centring: str) -> bool:
+        return centring in self._means
+
     def descan(self) -> np.ndarray:
         """The fitted beam-centre surface (computed once; thread-safe)."""
         with self._descan_lock:

@@ -305,13 +305,47 @@ class PatternPane:
         self._members_version += 1
 
     def source(self) -> PatternSource:
-        if self.state.zoom != "native":
+        return self.source_for(self.state)
+
+    def source_for(self, state: PaneState) -> PatternSource:
+        """Model inputs, or the detector frames for the native zoom."""
+        if state.zoom != "native":
             return self.inputs
         if self._frames is None:
             if self._frames_factory is None:
                 raise GhostError("native zoom needs the scan's detector frames")
             self._frames = self._frames_factory()
         return self._frames
+
+    # -- slow inputs ---------------------------------------------------------------------------
+    def pending(self, state: PaneState | None = None) -> list[str]:
+        """What a state (default: the current one) needs that is not computed yet (each takes
+        a pass over a sample of the scan, up to a second on a large one): the descan fit, the
+        scan mean."""
+        st = state or self.state
+        src = self.source_for(st)
+        needs = []
+        if st.centring == "descan" and not src.has_descan():
+            needs.append("descan fit")
+        if st.view in REFERENCE_VIEWS and not src.has_mean(st.centring):
+            needs.append("scan mean")
+        return needs
+
+    def prepare(self, state: PaneState | None = None) -> None:
+        """Compute what :meth:`pending` lists (thread-safe: the app runs it in a worker, with
+        the state it captured)."""
+        st = state or self.state
+        src = self.source_for(st)
+        if st.centring == "descan":
+            src.descan()
+        if st.view in REFERENCE_VIEWS:
+            src.scan_mean(st.centring)
+
+    def stand_in(self) -> PaneState:
+        """What to draw while :meth:`pending` is not empty: one fixed centre, and the raw
+        pattern instead of a difference from the scan mean."""
+        st = self.state
+        return replace(st, centring="scan", view="raw" if st.view in REFERENCE_VIEWS else st.view)
 
     # -- values --------------------------------------------------------------------------------
     def query_values(self, rx: int, ry: int) -> tuple[np.ndarray, int, tuple[float, float]]:
@@ -394,10 +428,28 @@ class PatternPane:
         return disk_smooth(values, self.source().radius)
 
     def draw(
-        self, rx: int, ry: int, height: int | None = None, width: int | None = None
+        self,
+        rx: int,
+        ry: int,
+        height: int | None = None,
+        width: int | None = None,
+        *,
+        wait: bool = True,
     ) -> Drawing:
         """The pane for position (rx, ry) in ``height`` x ``width`` pixels (None: the query at
-        full resolution, for terminal graphics and the external viewer)."""
+        full resolution, for terminal graphics and the external viewer).
+
+        With ``wait=False`` a state whose slow inputs are not ready yet is drawn as its
+        :meth:`stand_in` (the app computes them in the background meanwhile).
+        """
+        if not wait and self.pending():
+            chosen, self.state = self.state, self.stand_in()
+            try:
+                drawing = self.draw(rx, ry, height, width)
+            finally:
+                self.state = chosen
+            drawing.caption = self.caption(rx, ry)
+            return drawing
         st = self.state
         values, count, centre = self.query_values(rx, ry)
         values = self.finish(values)
@@ -461,6 +513,9 @@ class PatternPane:
             + ("1 position" if k == 1 else f"{k}x{k}: {self.positions(rx, ry)} positions")
         )
         src = self.source()
+        waiting = self.pending()
+        if waiting:
+            what += f" (preparing the {' and '.join(waiting)}: shown plain meanwhile)"
         how = [src.label + (" 1:1" if st.zoom == "native" else f" {st.zoom}")]
         if st.view == "raw":
             how.append(f"{st.contrast} {st.clip:g}%")

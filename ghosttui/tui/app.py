@@ -23,7 +23,12 @@ from ghosttui.session.keys import ACTIONS, key_character
 from ghosttui.session.session import Session
 from ghosttui.tui.idle_gc import IdleCollector
 from ghosttui.tui.keymap import app_bindings, session_keymap
-from ghosttui.tui.messages import TrainingFailed, TrainingFinished, TrainingProgress
+from ghosttui.tui.messages import (
+    PanePrepared,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingProgress,
+)
 from ghosttui.tui.render_mode import colour_warning
 from ghosttui.tui.screens.goto import GoToScreen
 from ghosttui.tui.screens.help import HelpScreen
@@ -69,6 +74,7 @@ class GhostApp(App[None]):
         self._remembered: dict[str, object] = {}
         self._remember_timer: Timer | None = None
         self.pane = PatternPane.for_session(session)
+        self._preparing = False
         self._pane_probabilities: object = self.controller.probabilities
 
     # -- layout ------------------------------------------------------------------------------
@@ -98,6 +104,7 @@ class GhostApp(App[None]):
         )
         self.controller.ensure_queue()
         self.show_current()
+        self.prepare_pane()
         self.query_one(StatusPanel).training(
             "model: " + ("up to date" if self.controller.model_is_current() else "idle")
         )
@@ -285,8 +292,34 @@ class GhostApp(App[None]):
             return
         self.remember(PANE_META, state.to_dict())
         self.query_one(PatternView).redraw()
+        self.prepare_pane()
         if self.render_mode == "external":
             self._update_viewer(open_viewer=False)
+
+    def prepare_pane(self) -> None:
+        """Compute the pane's slow inputs (descan fit, scan mean) off the keystroke path."""
+        if self.pane.pending() and not self._preparing:
+            self._preparing = True
+            self.prepare_in_background(self.pane.state)
+
+    @work(thread=True, group="pane", exit_on_error=False)
+    def prepare_in_background(self, state: PaneState) -> None:
+        try:
+            self.pane.prepare(state)
+        except GhostError as exc:
+            self.post_message(PanePrepared(str(exc)))
+            return
+        self.post_message(PanePrepared())
+
+    def on_pane_prepared(self, message: PanePrepared) -> None:
+        self._preparing = False
+        if message.error:
+            self.notify(message.error, severity="error")
+            return
+        self.query_one(PatternView).redraw()
+        if self.render_mode == "external":
+            self._update_viewer(open_viewer=False)
+        self.prepare_pane()  # the view may have changed meanwhile
 
     def action_view(self) -> None:
         self.set_pane_state(self.pane.state.cycled("view"))

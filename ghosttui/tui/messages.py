@@ -24,3 +24,11 @@ class TrainingFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class PanePrepared(Message):
+    """The pattern pane's slow inputs (descan fit, scan mean) are ready; ``error`` if not."""
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error

@@ -38,8 +38,9 @@ def test_show_writes_the_pixels_the_app_pane_draws(labelling_app, run_cli, tmp_p
 
     async def scenario(app, pilot):
         await pilot.press("g", *"5, 7", "enter")
+        await app.workers.wait_for_complete()  # the descan fit, in the background
         await pilot.pause()
-        assert app.pane.state == state
+        assert app.pane.state == state and not app.pane.pending()
         return cells_to_rgb(app.query_one("#pattern-canvas"))
 
     drawn = run.run(scenario)  # the session stays open: show reads it read-only

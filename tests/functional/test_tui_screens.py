@@ -20,6 +20,12 @@ from ghosttui.tui.app import create_app
 SIZE = (160, 48)
 
 
+async def settled(pilot) -> None:
+    """Let the pane's background preparation (descan fit, scan mean) finish and be drawn."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 @pytest.fixture
 def snapshot_session(sim_file: Path) -> Session:
     session = Session.create("snap", sim_file, classes=make_classes())
@@ -29,22 +35,24 @@ def snapshot_session(sim_file: Path) -> Session:
 
 def test_main_screen(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE)
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE)
 
 
 def test_main_screen_after_labels_and_manual_cursor(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE, press=["h", "v", "n", "down", "right", "c"])
+    assert snap_compare(
+        app, run_before=settled, terminal_size=SIZE, press=["h", "v", "n", "down", "right", "c"]
+    )
 
 
 def test_help_screen(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE, press=["question_mark"])
 
 
 def test_too_small_terminal(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=(100, 30))
+    assert snap_compare(app, run_before=settled, terminal_size=(100, 30))
 
 
 @pytest.mark.parametrize("view", list(VIEWS))
@@ -56,12 +64,14 @@ def test_pattern_pane_in_each_view(snap_compare, snapshot_session, view):
     store.set_meta(META_KEY, PaneState(view=view, average=3).to_dict())
     store.set_meta("cursor", [10, 7])
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE)
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE)
 
 
 def test_go_to_screen(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE, press=["g", "1", "2", ",", " ", "5"])
+    assert snap_compare(
+        app, run_before=settled, terminal_size=SIZE, press=["g", "1", "2", ",", " ", "5"]
+    )
 
 
 # -- the real app, in tmux ---------------------------------------------------------------------

@@ -333,3 +333,20 @@ def test_pane_state_is_checked_cycled_and_read_back_tolerantly():
     assert state.cycled("average", -1).average == 5
     with pytest.raises(GhostError, match="unknown view 'bogus'"):
         replace(state, view="bogus")
+
+
+def test_slow_inputs_are_prepared_apart_and_a_plain_stand_in_drawn_meanwhile(scan):
+    data, _ = scan
+    pane = make_pane(data, PaneState(view="mean", average=1, references="off"))
+    assert pane.pending() == ["descan fit", "scan mean"]
+    early = pane.draw(1, 1, 64, 64, wait=False)
+    assert "preparing the descan fit and scan mean" in early.caption[0]
+    plain = replace(pane.state, view="raw", centring="scan")
+    assert pane.pending() == ["descan fit", "scan mean"]  # drawing early computed nothing
+    pane.prepare(pane.state)
+    assert pane.pending() == []
+    ready = pane.draw(1, 1, 64, 64, wait=False)
+    np.testing.assert_array_equal(ready.rgb, pane.draw(1, 1, 64, 64).rgb)
+    assert "preparing" not in ready.caption[0]
+    pane.state = plain
+    np.testing.assert_array_equal(early.rgb, pane.draw(1, 1, 64, 64).rgb)

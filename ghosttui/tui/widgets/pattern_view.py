@@ -77,12 +77,12 @@ class PatternView(Vertical):
         if self._graphics is not None:
             from PIL import Image as PILImage
 
-            self._graphics.image = PILImage.fromarray(self.pane.draw(*position).rgb)
+            self._graphics.image = PILImage.fromarray(self.pane.draw(*position, wait=False).rgb)
             return
         pane = self.pane
 
         def paint(cols: int, rows: int) -> np.ndarray:
-            return pane.draw(*position, 2 * rows, cols).rgb
+            return pane.draw(*position, 2 * rows, cols, wait=False).rgb
 
         assert self.canvas is not None
         self.canvas.set_painter(paint)
