@@ -515,7 +515,7 @@ class PatternPane:
         src = self.source()
         waiting = self.pending()
         if waiting:
-            what += f" (preparing the {' and '.join(waiting)}: shown plain meanwhile)"
+            what += f" · preparing {' and '.join(waiting)}…"
         how = [src.label + (" 1:1" if st.zoom == "native" else f" {st.zoom}")]
         if st.view == "raw":
             how.append(f"{st.contrast} {st.clip:g}%")

@@ -340,7 +340,7 @@ def test_slow_inputs_are_prepared_apart_and_a_plain_stand_in_drawn_meanwhile(sca
     pane = make_pane(data, PaneState(view="mean", average=1, references="off"))
     assert pane.pending() == ["descan fit", "scan mean"]
     early = pane.draw(1, 1, 64, 64, wait=False)
-    assert "preparing the descan fit and scan mean" in early.caption[0]
+    assert "preparing descan fit and scan mean" in early.caption[0]
     plain = replace(pane.state, view="raw", centring="scan")
     assert pane.pending() == ["descan fit", "scan mean"]  # drawing early computed nothing
     pane.prepare(pane.state)
