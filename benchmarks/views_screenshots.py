@@ -1,12 +1,14 @@
-"""Screenshots of the labelling app in every pattern-pane view, for docs/views.md.
+"""Pictures of the pattern pane in every view, and of the app, for docs/views.md.
 
-Opens a session on the simulated ``wall`` scan of ``make bench`` (and, when they
-exist, on a multislice scan from /work/data/ms) with 20 labels per class from the
-truth, puts the map cursor on a horizontal and on a vertical domain, and saves
-the whole 160x48 screen (Textual's SVG screenshot, the same renderer as the
-snapshot tests) for each view, plus ``ghosttui show`` PNGs of the pane alone.
+For the simulated ``wall`` scan of ``make bench`` and the PbTiO3 and BaTiO3
+``stripes`` multislice scans (when present): a session with 20 labels per class
+from the truth; ``panes-SCAN.png``: every view (rows) at an interior horizontal
+and vertical position (columns), each tile exactly the pixels the pane draws in a
+160x48 terminal (``PatternPane.draw``, as ``ghosttui show`` writes them),
+enlarged 3x; for the first scan also ``app-default.svg`` and ``app-native.svg``,
+the whole app (Textual's SVG screenshot, the renderer of the snapshot tests).
 
-    python benchmarks/views_screenshots.py [--data SCAN.h5] [--out docs/views]
+    python benchmarks/views_screenshots.py [--data SCAN.h5 ...] [--ms MS.h5 ...]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ async def screenshot(session, state: PaneState, cursor, path: Path) -> None:
     session.store.set_meta("cursor", list(cursor))
     app = create_app(session, render="halfblock")
     async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()  # the descan fit and scan mean
         await pilot.pause(0.5)
         app.save_screenshot(filename=path.name, path=str(path.parent))
 
@@ -80,7 +83,11 @@ def contact_sheet(session, where: dict[str, tuple[int, int]], path: Path) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, action="append")
-    parser.add_argument("--ms", default="/work/data/ms/pto_wall_d1e5.h5")
+    parser.add_argument(
+        "--ms",
+        action="append",
+        help="multislice scans (default: PbTiO3 and BaTiO3 stripes, dose 1e5, when present)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT.parent / "docs" / "views")
     args = parser.parse_args()
     import h5py
@@ -88,7 +95,11 @@ def main() -> None:
     from ghosttui.session.session import Session
     from ghosttui.session.settings import make_classes
 
-    scans = args.data or [simulated("wall"), *([Path(args.ms)] if Path(args.ms).exists() else [])]
+    multislice = args.ms or [
+        "/work/data/ms/pto_stripes_d1e5.h5",
+        "/work/data/ms/bto_stripes_d1e5.h5",
+    ]
+    scans = args.data or [simulated("wall"), *(Path(p) for p in multislice if Path(p).exists())]
     args.out.mkdir(parents=True, exist_ok=True)
     for data in scans:
         with h5py.File(data, "r") as f:
