@@ -1,4 +1,4 @@
-# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Two commands for a newcomer:  `make demo`  and  `make test`  (`make test-fast` skips slow tests).
 # Torch is installed first and only when it is not importable: CI and a fresh
 # machine get the CPU wheel (TORCH_SPEC); a GPU server's own CUDA torch is kept,
 # because the virtual environment then sees the site-packages of $(PYTHON).
@@ -10,20 +10,27 @@ BIN := $(VENV)/bin
 VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
 STAMP := $(VENV)/.ghosttui-installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,multislice]" "numpy<2"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ghosttui demo
+	@echo "ghosttui is $(BIN)/ghosttui (or 'source $(BIN)/activate' to put it on PATH);"
+	@echo "the demo session is in the sessions home: '$(BIN)/ghosttui sessions' shows where."
 
+# Everything, slow tests included (what CI runs: .ci/run).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# While developing: everything but the tests marked slow (real training, subprocesses, tmux).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -37,7 +44,9 @@ BENCH_DATA ?= /tmp/ghosttui-bench
 bench: $(STAMP)
 	mkdir -p $(BENCH_DATA)
 	export GHOSTTUI_BENCH_DATA=$(BENCH_DATA) GHOSTTUI_CACHE_DIR=$(BENCH_DATA)/cache; \
+	$(BIN)/python benchmarks/startup.py && \
 	$(BIN)/python benchmarks/preprocess_speed.py && \
+	$(BIN)/python benchmarks/change_detection.py && \
 	$(BIN)/python benchmarks/tui_latency.py && \
 	$(BIN)/python benchmarks/tui_latency.py --no-training && \
 	for g in wall stripes needles; do \

@@ -1,8 +1,9 @@
 """User-facing errors.
 
-Every problem a user can cause (a bad file, a bad option, a locked session) is
-raised as a :class:`GhostError`. The CLI prints it as one line and exits with
-status 2; nothing else in ghosttui prints tracebacks for bad input.
+Every problem a user can cause (a bad file, a bad option, a locked session, a
+full disk) is raised as a :class:`GhostError`. The CLI prints it as one line
+and exits with status 2; nothing else in ghosttui prints tracebacks for bad
+input. "internal error" is reserved for real bugs.
 """
 
 from __future__ import annotations
@@ -29,3 +30,16 @@ class SessionError(GhostError):
 
 class ModelError(GhostError):
     """A model cannot be trained, loaded or applied."""
+
+
+class StorageError(GhostError):
+    """A file or database cannot be written: disk full, read-only place, no permission.
+
+    Raised before anything is replaced: what was saved before is intact, and the
+    same call may be repeated once the cause is gone (the label store's writes are
+    all-or-nothing, see :class:`ghosttui.session.store.LabelStore`).
+    """
+
+
+class ProtectedPathError(GhostError):
+    """An output would write over (or into) a file that a session depends on."""

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated cache folder, one small simulated scan, the CLI in-process."""
+"""Shared fixtures: isolated cache, sessions and data folders, one small simulated scan, the CLI."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def sessions_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Every test gets its own empty sessions folder ($GHOSTTUI_SESSIONS)."""
     path = tmp_path_factory.mktemp("sessions")
     monkeypatch.setenv("GHOSTTUI_SESSIONS", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ghosttui data folder (session registry, recorded hashes)."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("GHOSTTUI_DATA_DIR", str(path))
     return path
 
 
@@ -86,6 +94,9 @@ def run_cli(
     # wide consoles, so that rich does not wrap long paths in the output checked below
     monkeypatch.setattr(console, "width", 250)
     monkeypatch.setattr(err_console, "width", 250)
+    import typer.rich_utils
+
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 250)  # typer's help and usage errors
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()  # drop anything printed before
@@ -264,7 +275,7 @@ def labelling_app(sim_file: Path) -> Iterator[Callable[..., AppRun]]:
         keys: list[str] | None = None,
         **kw: object,
     ) -> AppRun:
-        kw.setdefault("model", ModelSpec(width=8, epochs=12, patience=100))
+        kw.setdefault("model", ModelSpec(width=8, epochs=12))
         session = Session.create(name, sim_file, classes=make_classes(classes, keys), **kw)
         runs.append(AppRun(session))
         return runs[-1]

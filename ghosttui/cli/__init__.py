@@ -9,12 +9,17 @@ from typing import Annotated
 import typer
 
 from ghosttui import __version__
+from ghosttui.cli.help_format import GhostTyper
 from ghosttui.errors import GhostError
+from ghosttui.session.home import describe_root
 
-app = typer.Typer(
+app = GhostTyper(
     name="ghosttui",
     help="Map ferroelectric domains in 4D-STEM scans: label diffraction patterns in the "
     "terminal, train a small CNN, paint the domain map.",
+    epilog=f"Sessions live in {describe_root()}: set GHOSTTUI_SESSIONS to use another folder, "
+    "`ghosttui sessions` lists them, --dir reaches one anywhere else. Pattern caches live in "
+    "$GHOSTTUI_CACHE_DIR (default ~/.cache/ghosttui).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     _register()
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, prog_name="ghosttui", standalone_mode=True)
     except GhostError as exc:
         typer.echo(f"ghosttui: error: {exc}", err=True)
         sys.exit(2)

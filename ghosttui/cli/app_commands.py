@@ -43,9 +43,8 @@ def run_app(
         create_app(session, render=mode, viewer=viewer).run()
     finally:
         session.close()
-    console.print(
-        f"session '{name}' saved: {len(Session.open(name, directory=directory, writable=False).store.labels())} labels"
-    )
+    with Session.open(name, directory=directory, writable=False) as saved:
+        console.print(f"session '{name}' saved in {saved.dir}: {len(saved.store.labels())} labels")
 
 
 @app.command()
@@ -68,10 +67,12 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated scan.")] = 0,
 ) -> None:
     """Simulate the default scan (once), create the 'demo' session and open it."""
+    from ghosttui.numbers import whole
     from ghosttui.session.session import Session, sessions_root
     from ghosttui.session.settings import make_classes
     from ghosttui.simulate import SimulationSettings, simulate
 
+    whole(seed, "--seed", 0, 2**32 - 1)
     name = f"demo-{geometry}-{seed}" if (geometry, seed) != ("wall", 0) else "demo"
     root = sessions_root()
     data = root / ".data" / f"{geometry}-seed{seed}.h5"
@@ -86,5 +87,5 @@ def demo(
                     truth_npy=data.with_suffix(".truth.npy"),
                 )
         Session.create(name, data, classes=make_classes()).close()
-        console.print(f"created session '{name}' on {data}")
+        console.print(f"created session '{name}' in {root / name} on {data}")
     run_app(name, None, None, render, viewer)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -60,6 +59,12 @@ def bench(
     classes: Annotated[
         str, typer.Option("--classes", help="Class names the truth indexes.")
     ] = "horizontal,vertical,none",
+    learner: Annotated[
+        str | None,
+        typer.Option(
+            "--learner", help="cnn, logreg (the baseline), ...; default: a new session's default."
+        ),
+    ] = None,
     label_noise: Annotated[
         float,
         typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
@@ -85,6 +90,8 @@ def bench(
     format: Format = None,
 ) -> None:
     """Run the labelling loop with a simulated labeller and compare strategies against the truth."""
+    from rich.table import Table
+
     from ghosttui.cli.options import progress_bar
     from ghosttui.data import open_scan
     from ghosttui.loop.bench import (
@@ -95,15 +102,27 @@ def bench(
         summary_table,
         write_json,
     )
+    from ghosttui.loop.report import count, mean_text
+    from ghosttui.model.learners import check_learner
+    from ghosttui.numbers import whole
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
+    from ghosttui.session.protect import check_output
 
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
+    if learner is not None:
+        check_learner(learner)
     budgets = _ints(budget, "--budget")
-    seeds = _ints(seed, "--seed")
+    seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
+    whole(grid_step, "--grid-step (0: chosen from the budget)", 0)
+    if epochs is not None:
+        whole(epochs, "--epochs", 1, 100_000)
     names = [c.strip() for c in classes.split(",") if c.strip()]
     options = load_options(dataset, scan, detector, dtype, offset, format)
     settings = preprocess_settings(size)
+    for output in (json_out, plot):  # refused now, not after the runs
+        if output is not None:
+            check_output(output, inputs=[data])
     with open_scan(data, options) as opened:
         scan_shape = opened.scan_shape
     truth_map = load_truth(data, truth, scan_shape, len(names))
@@ -112,14 +131,18 @@ def bench(
         open_or_build(data, options, settings, progress=update).close()
     total = len(strategies) * len(budgets) * len(seeds)
     console.print(
-        f"bench: {len(strategies)} strategies x {len(budgets)} budgets x {len(seeds)} seeds = {total} runs"
+        f"bench: {count(len(strategies), 'strategy', 'strategies')} x "
+        f"{count(len(budgets), 'budget')} x {count(len(seeds), 'seed')} = {count(total, 'run')}"
     )
     started = time.perf_counter()
 
     def report(run) -> None:
         err_console.print(
-            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed}: accuracy {run.accuracy:.2%} "
-            f"(unlabelled {run.accuracy_unlabelled:.2%}), {run.labels} labels, {run.rounds} rounds, {run.seconds:.0f} s"
+            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
+            f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
+            f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%}); "
+            f"{run.labels} training + {run.holdout} holdout labels, {count(run.rounds, 'round')}, "
+            f"{count(run.models, 'model')}, {run.seconds:.0f} s"
         )
 
     runs = run_bench(
@@ -131,15 +154,17 @@ def bench(
         seeds,
         options=options,
         preprocess=settings,
+        learner=learner,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,
         on_run=report,
     )
     elapsed = time.perf_counter() - started
-    order, budget_rows, cells = summary_table(runs)
+    order, budget_rows, _ = summary_table(runs)
+    spread = "mean ± std over seeds" if len(seeds) > 1 else "1 seed"
     table = Table(
-        title=f"whole-map accuracy vs truth, mean ± std over {len(seeds)} seeds",
+        title=f"whole-map accuracy against the truth ({spread}) by training labels",
         title_justify="left",
     )
     table.add_column("labels", justify="right")
@@ -149,7 +174,7 @@ def bench(
         table.add_row(
             str(b),
             *[
-                f"{cells[(b, s)][0]:.1%} ± {cells[(b, s)][1]:.1%}" if (b, s) in cells else "-"
+                mean_text([r.accuracy for r in runs if r.budget == b and r.strategy == s])
                 for s in order
             ],
         )
@@ -175,5 +200,5 @@ def bench(
         write_json(json_out, runs, settings_doc)
         console.print(f"wrote {json_out}")
     if plot is not None:
-        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({len(seeds)} seeds)")
+        plot_curves(plot, runs, f"{data.name}: {', '.join(order)} ({count(len(seeds), 'seed')})")
         console.print(f"wrote {plot}")

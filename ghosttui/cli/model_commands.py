@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ghosttui.cli import app
 from ghosttui.cli.options import (
@@ -32,22 +31,40 @@ Device = Annotated[
 def train_command(
     name: SessionName,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", help="Maximum epochs (default: session setting).")
+        int | None, typer.Option("--epochs", help="Epochs (cnn learner; default: session setting).")
     ] = None,
     device: Device = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed (default: session setting).")
     ] = None,
-    cold: Annotated[
-        bool, typer.Option("--cold", help="Start from random weights, not the last round's.")
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote", help="Use the new model even if it measures worse than the current one."
+        ),
     ] = False,
     directory: SessionDir = None,
     data: Repoint = None,
 ) -> None:
-    """Train on the session's labels; write a checkpoint and the whole-scan prediction."""
-    from ghosttui.loop.rounds import RoundUpdate, train_round
+    """Train a model on the labels as they stand; it replaces the model in use unless worse."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.report import accuracy_text, count, cv_text, seconds_text
+    from ghosttui.loop.rounds import RoundUpdate, train_model
+    from ghosttui.numbers import whole
     from ghosttui.session.session import Session
 
+    if epochs is not None:
+        whole(epochs, "--epochs", 1, 100_000)
+    if seed is not None:
+        whole(seed, "--seed", 0, 2**32 - 1)
     columns = (
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
@@ -55,44 +72,73 @@ def train_command(
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
     )
-    with (
-        Session.open(name, directory=directory, data=data) as session,
-        Progress(*columns, console=err_console) as progress,
-    ):
-        tasks: dict[str, int] = {}
+    with Session.open(name, directory=directory, data=data) as session:
+        loop = LabellingController(session, resume=False)
+        job = loop.request_training(epochs=epochs, device=device, seed=seed)
+        with Progress(*columns, console=err_console) as progress:
+            tasks: dict[str, int] = {}
 
-        def update(u: RoundUpdate) -> None:
-            if u.stage not in tasks:
-                tasks[u.stage] = progress.add_task(u.stage, total=u.total, detail="")
-            progress.update(tasks[u.stage], completed=u.done, total=u.total, detail=u.message)
+            def update(u: RoundUpdate) -> None:
+                if u.stage not in tasks:
+                    tasks[u.stage] = progress.add_task(u.stage, total=u.total, detail="")
+                progress.update(tasks[u.stage], completed=u.done, total=u.total, detail=u.message)
 
-        result = train_round(
-            session, epochs=epochs, device=device, seed=seed, warm_start=not cold, progress=update
-        )
-    m = result.metrics
-    lines = [
-        f"round {result.round}: trained on {m['n_train']} labels in {m['seconds_train']:.1f} s "
-        f"({m['epochs_run']} epochs, best {m['best_epoch']}, {m['device']})"
-    ]
-    if m.get("val_accuracy") is not None:
+            loop.training_started(job)
+            trained = train_model(session, job, progress=update)
+        verdict = loop.training_finished(trained)
+        record = session.store.models()[-1]
+        if promote and not verdict.take:
+            loop.promote(record.id)
+        m = record.metrics
+        used = verdict.take or promote
+        device = str(m.get("device", "cpu"))
+        threads = int(m.get("threads", 1))
+        where = f"{device} ({count(threads, 'thread')})" if device == "cpu" else device
+        lines = [
+            f"model {record.id} (round {job.round}, {m['learner']}): trained on {m['labels']} labels "
+            f"in {seconds_text(m['seconds_train'])} on {where}",
+            (
+                "now the model in use"
+                + (" (--promote)" if promote and not verdict.take else f": {verdict.reason}")
+                if used
+                else f"[yellow]kept as a candidate[/]: {verdict.reason}; "
+                f"`ghosttui promote {session.name}` takes it anyway"
+            ),
+        ]
+        estimate = loop.estimate()
+        holdout = estimate.holdout
         lines.append(
-            f"held-out validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} labels never trained on"
+            "accuracy estimate of the model in use: "
+            + accuracy_text(holdout.accuracy, holdout.ci95, holdout.total, what="holdout")
+            + f"; cross-validated on this model's labels: {cv_text(m)}"
         )
-    if "holdout_accuracy" in m:
-        lo, hi = m["holdout_ci"]
+        if "changed_fraction" in m:
+            lines.append(
+                f"map changed {m['changed_fraction']:.2%} (kappa {m['kappa_previous']:.3f})"
+            )
         lines.append(
-            f"holdout accuracy {m['holdout_accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={m['holdout_n']})"
+            f"predicted {trained.probabilities.shape[0]}x{trained.probabilities.shape[1]} positions "
+            f"at {m['patterns_per_second']:,.0f} patterns/s -> {trained.predictions}"
         )
-    if "changed_fraction" in m:
-        lines.append(
-            f"map changed {m['changed_fraction']:.2%} since the previous round (kappa {m['kappa_previous']:.3f})"
-        )
-    lines.append(
-        f"predicted {result.probabilities.shape[0]}x{result.probabilities.shape[1]} positions at "
-        f"{m['patterns_per_second']:,.0f} patterns/s -> {result.predictions}"
-    )
     for line in lines:
         console.print(line)
+
+
+@app.command()
+def promote(
+    name: SessionName,
+    model: Annotated[
+        int | None, typer.Option("--model", help="Model id (default: the newest candidate).")
+    ] = None,
+    directory: SessionDir = None,
+) -> None:
+    """Use a candidate model (one that measured worse, or trained on changed labels) anyway."""
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.session.session import Session
+
+    with Session.open(name, directory=directory) as session:
+        record = LabellingController(session, resume=False).promote(model)
+        console.print(f"model {record.id} (round {record.round}) is now the model in use")
 
 
 @app.command()
@@ -106,8 +152,12 @@ def predict(
         typer.Option("--data", help="Other scans to classify (repeat for a series)."),
     ] = None,
     round: Annotated[
-        int | None, typer.Option("--round", help="Use this round's model (default: latest).")
+        int | None,
+        typer.Option(
+            "--round", help="Use the last model of this round (default: the model in use)."
+        ),
     ] = None,
+    model_id: Annotated[int | None, typer.Option("--model", help="Use this model id.")] = None,
     device: Device = None,
     directory: SessionDir = None,
     dataset: Dataset = None,
@@ -118,8 +168,6 @@ def predict(
     format: Format = None,
 ) -> None:
     """Apply the session's model to its own scan or to other scans (each streamed)."""
-    from ghosttui.errors import ModelError
-    from ghosttui.model.checkpoint import load_checkpoint
     from ghosttui.model.device import resolve_device
     from ghosttui.model.outputs import PredictionWriter
     from ghosttui.model.predict import predict_cache
@@ -127,18 +175,7 @@ def predict(
     from ghosttui.session.session import Session
 
     with Session.open(name, directory=directory, writable=False) as session:
-        if round is None:
-            checkpoint = session.latest_checkpoint()
-            if checkpoint is None:
-                raise ModelError(
-                    f"session '{session.name}' has no trained model; run `ghosttui train` first"
-                )
-        else:
-            checkpoint = load_checkpoint(
-                session.checkpoint_path(round),
-                session_id=session.settings.id,
-                classes=session.classes,
-            )
+        checkpoint = session.load_model(session.find_model(round, model_id))
         model = checkpoint.build()
         torch_device = resolve_device(device or session.settings.model.device)
         targets = data or [Path(session.settings.data.path)]
@@ -149,7 +186,7 @@ def predict(
         )
         names: dict[str, int] = {}
         with PredictionWriter(
-            out, session.classes, round=checkpoint.round, session=session.name
+            out, session.classes, round=checkpoint.round, session=session.name, inputs=targets
         ) as writer:
             for path in targets:
                 with progress_bar(f"cache {path.name}") as update:
@@ -181,8 +218,12 @@ def export(
     name: SessionName,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     round: Annotated[
-        int | None, typer.Option("--round", help="Export this round (default: latest).")
+        int | None,
+        typer.Option(
+            "--round", help="Export the last model of this round (default: the model in use)."
+        ),
     ] = None,
+    model_id: Annotated[int | None, typer.Option("--model", help="Export this model id.")] = None,
     directory: SessionDir = None,
 ) -> None:
     """Domain map (PNG, paper colours), confidence map, probabilities (HDF5), labels (CSV), model."""
@@ -190,6 +231,6 @@ def export(
     from ghosttui.session.session import Session
 
     with Session.open(name, directory=directory, writable=False) as session:
-        written = export_session(session, out, round)
+        written = export_session(session, out, round, model_id)
     for path in written:
         console.print(f"wrote {path}")

@@ -1,17 +1,24 @@
-"""Options shared by several commands, and the progress bar."""
+"""Options shared by several commands, and the progress bar.
+
+Imported whenever ``ghosttui`` starts (even for ``--help``): module level keeps to
+typer and rich's console; everything else is imported where it is used.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ghosttui.data.options import LoadOptions
-from ghosttui.patterns.settings import DEFAULT_SIZE, PreprocessSettings, parse_crop
+from ghosttui.patterns.settings import DEFAULT_SIZE
+
+if TYPE_CHECKING:
+    from ghosttui.data.options import LoadOptions
+    from ghosttui.patterns.settings import PreprocessSettings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -118,6 +125,8 @@ def load_options(
     offset: int,
     format: str | None,
 ) -> LoadOptions:
+    from ghosttui.data.options import LoadOptions
+
     return LoadOptions.from_cli(dataset, scan, detector, dtype, offset, format)
 
 
@@ -130,6 +139,8 @@ def preprocess_settings(
     hot_pixels: bool = True,
     allow_blank: bool = False,
 ) -> PreprocessSettings:
+    from ghosttui.patterns.settings import PreprocessSettings, parse_crop
+
     return PreprocessSettings(
         size=size,
         pooling=pooling,
@@ -142,21 +153,60 @@ def preprocess_settings(
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[callable]:
-    """A rich progress bar on stderr; yields ``update(done, total)``."""
-    columns = (
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields ``update(done, total)``.
+
+    The bar appears at the first update: work that finds its result ready (a cache
+    that exists) reports no progress and shows nothing.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
     )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=None, rate="")
+    task: list[Any] = []
 
-        def update(done: int, total: int) -> None:
-            elapsed = progress.tasks[0].elapsed or 0
-            rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
-            progress.update(task, completed=done, total=total, rate=rate)
+    def update(done: int, total: int) -> None:
+        if not task:
+            progress.start()
+            task.append(progress.add_task(description, total=total, rate=""))
+        elapsed = progress.tasks[0].elapsed or 0
+        rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
+        progress.update(task[0], completed=done, total=total, rate=rate)
 
+    try:
+        yield update
+    finally:
+        if task:
+            progress.stop()
+
+
+HASH_PROGRESS_BYTES = 256 * 1024 * 1024  # smaller files hash in well under a second
+
+
+@contextmanager
+def hash_progress(path: Path) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for the first content hash of a large file; None when none is needed."""
+    from ghosttui.data.fingerprint import recorded_fingerprint
+
+    try:
+        large = path.stat().st_size >= HASH_PROGRESS_BYTES
+    except OSError:
+        large = False
+    if not large or recorded_fingerprint(path) is not None:
+        yield None
+        return
+    with progress_bar("content hash (once)") as update:
         yield update

@@ -1,4 +1,4 @@
-"""Commands about sessions: new, labels import/export, status."""
+"""Commands about sessions: new, labels import/export, sessions, status."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ghosttui.cli import app
+from ghosttui.cli.help_format import GhostTyper
 from ghosttui.cli.options import (
     AllowBlank,
     Crop,
@@ -24,23 +24,30 @@ from ghosttui.cli.options import (
     Size,
     Transform,
     console,
+    hash_progress,
     load_options,
     preprocess_settings,
 )
 from ghosttui.patterns.settings import DEFAULT_SIZE
 
 SessionName = Annotated[
-    str, typer.Argument(help="Session name (a folder under sessions/) or a session folder.")
+    str,
+    typer.Argument(
+        help="Session name (a folder in the sessions home: $GHOSTTUI_SESSIONS, default "
+        "~/.local/share/ghosttui/sessions; `ghosttui sessions` lists them) or a session "
+        "folder's path."
+    ),
 ]
 SessionDir = Annotated[
-    Path | None, typer.Option("--dir", help="Session folder, instead of sessions/NAME.")
+    Path | None,
+    typer.Option("--dir", help="Session folder, instead of NAME in the sessions home."),
 ]
 Repoint = Annotated[
     Path | None,
     typer.Option("--data", help="Re-point the session at a moved copy of its data (same content)."),
 ]
 
-labels_app = typer.Typer(
+labels_app = GhostTyper(
     help="Import and export labels (CSV; the paper's YAML on import).", no_args_is_help=True
 )
 app.add_typer(labels_app, name="labels")
@@ -52,7 +59,13 @@ def _split(text: str | None) -> list[str] | None:
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(help="Session name.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Session name; the session is made in the sessions home "
+            "($GHOSTTUI_SESSIONS, default ~/.local/share/ghosttui/sessions) unless --dir is given."
+        ),
+    ],
     data: Annotated[Path, typer.Option("--data", help="The 4D-STEM file to label.")],
     classes: Annotated[
         str | None, typer.Option("--classes", help="Comma-separated class names (2-9).")
@@ -84,9 +97,17 @@ def new(
     settings = preprocess_settings(
         size, pooling, crop, transform, normalise, hot_pixels, allow_blank
     )
-    with Session.create(
-        name, data, options=options, classes=specs, preprocess=settings, directory=directory
-    ) as session:
+    with hash_progress(data) as update:  # the first hash of a large file takes a while
+        session = Session.create(
+            name,
+            data,
+            options=options,
+            classes=specs,
+            preprocess=settings,
+            directory=directory,
+            hash_progress=update,
+        )
+    with session:
         rx, ry = session.scan_shape
         keys_text = ", ".join(f"{c.key}={c.name}" for c in specs)
         console.print(
@@ -128,14 +149,80 @@ def labels_export(
         console.print(f"wrote {count} labels to {file}")
 
 
+@app.command("sessions")
+def sessions_command() -> None:
+    """List the sessions in the sessions home: scan, labels, models, data file."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ghosttui.session.home import describe_root, session_folders, summarise
+
+    console.print(f"sessions home: {escape(describe_root())}")
+    folders = session_folders()
+    if not folders:
+        console.print(
+            "no sessions yet: `ghosttui new NAME --data FILE` makes one, `ghosttui demo` the demo; "
+            "set GHOSTTUI_SESSIONS to use another folder"
+        )
+        return
+    table = Table(title_justify="left")
+    for column, justify in (
+        ("name", "left"),
+        ("scan", "right"),
+        ("labels", "right"),
+        ("models", "right"),
+        ("data", "left"),
+    ):
+        table.add_column(column, justify=justify)
+    for folder in folders:
+        s = summarise(folder)
+        data = escape(s.data) if s.data_present else f"[red]{escape(s.data)} (missing)[/]"
+        if s.problem:
+            data = f"{data if s.data else ''}  [red]{escape(s.problem)}[/]".strip()
+        table.add_row(
+            escape(folder.name),
+            f"{s.scan_shape[0]}x{s.scan_shape[1]}",
+            str(s.labels),
+            str(s.models),
+            data,
+        )
+    console.print(table)
+
+
 @app.command()
-def status(name: SessionName, directory: SessionDir = None) -> None:
-    """Labels per class and source, rounds, held-out accuracy and the stopping signal."""
-    from ghosttui.sampling.stopping import stability
+def status(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Session name or folder (as for `label`); without one, list the sessions."
+        ),
+    ] = None,
+    directory: SessionDir = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the numbers as JSON, for scripts.")
+    ] = False,
+) -> None:
+    """Labels, rounds, the model in use and its honest accuracy, and the stopping rule."""
+    import json
+
+    from rich.table import Table
+
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.report import accuracy_text, cv_text, holdout_text
     from ghosttui.session.session import Session
 
+    if name is None and directory is None:
+        sessions_command()
+        return
+
+    name = name or Path(directory).name
     with Session.open(name, directory=directory, writable=False) as session:
-        labels = session.store.labels().values()
+        loop = LabellingController(session, resume=False)
+        summary = loop.summary()
+        if json_out:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        labels = list(session.store.labels().values())
         rx, ry = session.scan_shape
         console.print(
             f"[bold]{session.name}[/]  {session.settings.data.path}  ({rx}x{ry}, {session.settings.data.format})"
@@ -161,42 +248,64 @@ def status(name: SessionName, directory: SessionDir = None) -> None:
         )
         console.print(counts)
         console.print(
-            f"queue: {len(session.store.pending())} pending; labelling round {session.store.round}"
+            f"round {summary['round']} ({summary['rounds']} ended); "
+            f"{summary['pending']} queries pending; {summary['message']}"
         )
-        rounds = session.trained_rounds()
-        if not rounds:
+        models = session.store.models()
+        if not models:
             console.print(
-                "no model yet: run `ghosttui train` or press the retrain key in `ghosttui label`"
+                "no model yet: one trains when the first round ends (or `ghosttui train`)"
             )
             return
-        table = Table(title="rounds", title_justify="left")
+        table = Table(title="models", title_justify="left")
         for col in (
+            "model",
             "round",
             "labels",
-            "val acc",
-            "holdout acc (95% CI)",
+            "state",
+            "holdout acc",
+            "cv acc",
             "changed",
-            "kappa",
-            "epochs",
             "train s",
         ):
-            table.add_column(col, justify="right")
-        for r in rounds:
-            m = r["metrics"]
-            holdout = "-"
-            if "holdout_accuracy" in m:
-                lo, hi = m["holdout_ci"]
-                holdout = f"{m['holdout_accuracy']:.1%} ({lo:.0%}-{hi:.0%}, n={m['holdout_n']})"
+            table.add_column(col, justify="right" if col not in ("state",) else "left")
+        for m in models:
+            metrics = m.metrics
             table.add_row(
-                str(r["round"]),
-                str(m.get("labels", "")),
-                f"{m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else "-",
-                holdout,
-                f"{m['changed_fraction']:.2%}" if "changed_fraction" in m else "-",
-                f"{m['kappa_previous']:.3f}" if "kappa_previous" in m else "-",
-                str(m.get("epochs_run", "")),
-                f"{m.get('seconds_train', 0):.1f}",
+                str(m.id),
+                str(m.round),
+                str(metrics.get("labels", "")),
+                m.state,
+                holdout_text(metrics),
+                cv_text(metrics),
+                f"{metrics['changed_fraction']:.2%}" if "changed_fraction" in metrics else "-",
+                f"{metrics.get('seconds_train', 0):.1f}",
             )
         console.print(table)
-        signal = stability(rounds)
-        console.print(f"stopping signal: [bold]{signal.verdict}[/] ({signal.reason})")
+        estimate = summary["accuracy_estimate"]
+        console.print(
+            "model in use: "
+            + (
+                f"{summary['model_id']} (round {summary['model_round']}, {summary['model_learner']})"
+                if summary["model_id"] is not None
+                else "none"
+            )
+            + (
+                "  [yellow]stale: it trained on labels since undone or changed[/]"
+                if summary["model_stale"]
+                else ""
+            )
+        )
+        for candidate in summary["candidates"]:
+            console.print(
+                f"[yellow]candidate[/] model {candidate['id']} (round {candidate['round']}): "
+                f"{candidate['reason']}; `ghosttui train {session.name} --promote` takes it"
+            )
+        console.print(
+            "accuracy estimate: "
+            + accuracy_text(estimate["value"], estimate["ci95"], estimate["n"], what="holdout")
+        )
+        console.print(
+            f"stopping: [bold]{'met' if summary['stable'] else 'not met'}[/] "
+            f"({summary['stability']}: {summary['stability_reason']}); rule: {summary['stopping_rule']}"
+        )

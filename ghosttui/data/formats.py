@@ -14,13 +14,14 @@ import io
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Calibration, Scan
+from ghosttui.data.scan import Calibration, Scan, clean_units
 from ghosttui.errors import DataError
 
 HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".emd", ".py4dstem", ".nxs"}
@@ -44,6 +45,28 @@ FORMAT_NAMES = {
 }
 KNOWN = ".npy, .h5/.hdf5/.emd, .dm3/.dm4, .mib, .raw (EMPAD), .gtg/.bin (K2), raw with --detector"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One array in a file: its HDF5 path (None for a file that is one array), shape, dtype."""
+
+    name: str | None
+    shape: tuple[int, ...]
+    dtype: str
+
+
+class AmbiguousScan(DataError):
+    """The file holds data, but which 4D scan it is needs an option (``option``).
+
+    ``datasets`` are the arrays that could be the scan, so that ``ghosttui info`` can
+    describe the file instead of only refusing it.
+    """
+
+    def __init__(self, message: str, path: Path, datasets: list[DatasetInfo], option: str) -> None:
+        super().__init__(message, path)
+        self.datasets = datasets
+        self.option = option
 
 
 def detect_format(path: Path, options: LoadOptions) -> str:
@@ -97,16 +120,54 @@ def open_scan(path: str | Path, options: LoadOptions | None = None) -> Scan:
     return opener(path, options)
 
 
+CHEAP_TO_OPEN = ("npy", "hdf5", "raw")
+
+
+def load_identity(path: str | Path, options: LoadOptions | None = None) -> dict[str, Any]:
+    """What ``options`` select in ``path``, however they were spelled (part of cache keys).
+
+    ``--dataset /data`` and no ``--dataset`` (the only 4D dataset found), ``--format
+    h5`` and the extension, a ``--scan`` equal to the file's own scan shape: each
+    names the same patterns, so each gives the same identity. Files that open in
+    milliseconds (.npy, HDF5, raw) are opened to resolve the options; the formats
+    read through py4DSTEM (seconds to import) use the options, normalised.
+    """
+    options = options or LoadOptions()
+    path = Path(path).expanduser()
+    fmt = detect_format(path, options) if path.is_file() else None
+    if fmt is None or fmt in CHEAP_TO_OPEN:
+        with open_scan(path, options) as scan:
+            identity: dict[str, Any] = {
+                "reader": fmt or scan.format,
+                "dataset": scan.dataset,
+                "shape": list(scan.shape),
+                "dtype": scan.dtype.str,
+            }
+        if fmt == "raw":
+            identity["offset"] = options.offset
+        return identity
+    return {"reader": fmt, "scan": list(options.scan) if options.scan else None}
+
+
 # -- shape rules shared by all readers -----------------------------------------
 def _to_4d(
-    path: Path, shape: tuple[int, ...], scan: tuple[int, int] | None, where: str = ""
+    path: Path,
+    shape: tuple[int, ...],
+    scan: tuple[int, int] | None,
+    dtype: Any,
+    where: str = "",
 ) -> tuple:
     """Decide the 4D shape and whether the source is a flat stack.
 
     Returns ``(shape4d, flat)``. A 3D stack (N, Qx, Qy) needs ``scan``; a 4D
-    array may be re-shaped by ``scan`` when the pattern counts agree.
+    array may be re-shaped by ``scan`` when the pattern counts agree. A shape
+    with a zero-length axis holds no pattern and is refused.
     """
     at = f" at {where}" if where else ""
+    if len(shape) in (3, 4) and 0 in tuple(shape):
+        raise DataError(
+            f"data{at} has a zero-length axis {tuple(shape)}: it holds no patterns", path
+        )
     if len(shape) == 4:
         n = shape[0] * shape[1]
         if scan is None or tuple(scan) == tuple(shape[:2]):
@@ -120,10 +181,12 @@ def _to_4d(
         return (scan[0], scan[1], shape[2], shape[3]), True
     if len(shape) == 3:
         if scan is None:
-            raise DataError(
+            raise AmbiguousScan(
                 f"holds a stack of {shape[0]} patterns{at} (N, Qx, Qy) = {shape}; "
                 "give the scan shape with --scan RXxRY",
                 path,
+                [DatasetInfo(where or None, tuple(shape), str(np.dtype(dtype)))],
+                "--scan RXxRY",
             )
         if scan[0] * scan[1] != shape[0]:
             raise DataError(
@@ -159,7 +222,7 @@ def _open_npy(path: Path, options: LoadOptions) -> Scan:
         raise DataError(f"not a valid .npy file ({exc})", path) from exc
     if not isinstance(array, np.ndarray):
         raise DataError("is an .npz archive or not a single array", path)
-    shape4d, flat = _to_4d(path, array.shape, options.scan)
+    shape4d, flat = _to_4d(path, array.shape, options.scan, array.dtype)
     source = _reshaped_source(array, shape4d, flat)
     return Scan(path, FORMAT_NAMES["npy"], source, shape4d, flat=flat or source.ndim == 3)
 
@@ -196,21 +259,22 @@ def _hdf5_kind(handle: Any) -> str:
     return "HDF5"
 
 
-def _candidates(handle: Any) -> tuple[list[str], list[str]]:
+def _candidates(handle: Any) -> tuple[list[str], list[str], dict[str, DatasetInfo]]:
+    """The numeric 4D and 3D datasets (HDF5 paths), and what each of them is."""
     import h5py
 
     four: list[str] = []
     three: list[str] = []
+    info: dict[str, DatasetInfo] = {}
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "uifb":
-            if obj.ndim == 4:
-                four.append("/" + name)
-            elif obj.ndim == 3:
-                three.append("/" + name)
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "uifb" and obj.ndim in (3, 4):
+            path = "/" + name
+            (four if obj.ndim == 4 else three).append(path)
+            info[path] = DatasetInfo(path, tuple(obj.shape), str(obj.dtype))
 
     handle.visititems(visit)
-    return four, three
+    return four, three, info
 
 
 def _attr_text(value: Any) -> str | None:
@@ -229,9 +293,9 @@ def _hdf5_calibration(dataset: Any) -> Calibration:
     if "R_pixel_size" in attrs or "Q_pixel_size" in attrs:
         return Calibration(
             r_pixel_size=float(attrs["R_pixel_size"]) if "R_pixel_size" in attrs else None,
-            r_units=_attr_text(attrs.get("R_pixel_units")),
+            r_units=clean_units(_attr_text(attrs.get("R_pixel_units"))),
             q_pixel_size=float(attrs["Q_pixel_size"]) if "Q_pixel_size" in attrs else None,
-            q_units=_attr_text(attrs.get("Q_pixel_units")),
+            q_units=clean_units(_attr_text(attrs.get("Q_pixel_units"))),
         )
     group = dataset.parent
     dims = []
@@ -247,7 +311,7 @@ def _hdf5_calibration(dataset: Any) -> Calibration:
         if dim.ndim != 1 or dim.shape[0] < 2:
             return None, None
         values = dim[:2]
-        units = _attr_text(dim.attrs.get("units"))
+        units = clean_units(_attr_text(dim.attrs.get("units")))
         return float(values[1] - values[0]), units
 
     r_size, r_units = step(dims[0])
@@ -270,32 +334,36 @@ def _open_hdf5(path: Path, options: LoadOptions) -> Scan:
         if options.dataset:
             name = options.dataset if options.dataset.startswith("/") else "/" + options.dataset
             if name not in handle or not isinstance(handle[name], h5py.Dataset):
-                four, three = _candidates(handle)
+                four, three, _ = _candidates(handle)
                 listed = ", ".join(four + three) or "none"
                 raise DataError(f"has no dataset {name} (4D/3D datasets: {listed})", path)
         else:
-            four, three = _candidates(handle)
+            four, three, info = _candidates(handle)
             if len(four) == 1:
                 name = four[0]
             elif len(four) > 1:
-                raise DataError(
+                raise AmbiguousScan(
                     f"holds several 4D datasets ({', '.join(four)}); choose one with --dataset",
                     path,
+                    [info[n] for n in four + three],
+                    "--dataset PATH",
                 )
             elif len(three) == 1 and options.scan is not None:
                 name = three[0]
             elif three:
-                raise DataError(
+                raise AmbiguousScan(
                     f"holds no 4D dataset; 3D stacks: {', '.join(three)} "
                     "(choose with --dataset and give --scan RXxRY)",
                     path,
+                    [info[n] for n in three],
+                    "--scan RXxRY" if len(three) == 1 else "--dataset PATH --scan RXxRY",
                 )
             else:
                 raise DataError("holds no 4D dataset (Rx, Ry, Qx, Qy)", path)
         dataset = handle[name]
         if dataset.dtype.kind not in "uifb":
             raise DataError(f"dataset {name} holds {dataset.dtype}, not numbers", path)
-        shape4d, flat = _to_4d(path, dataset.shape, options.scan, name)
+        shape4d, flat = _to_4d(path, dataset.shape, options.scan, dataset.dtype, name)
         if flat and dataset.ndim == 4:
             raise DataError(
                 f"dataset {name} is 4D {dataset.shape}; --scan cannot re-shape an HDF5 4D dataset",
@@ -375,12 +443,14 @@ def _open_py4dstem(path: Path, options: LoadOptions, filetype: str) -> Scan:
         shape = tuple(array.shape)
         scan = scan or _mib_scan_from_hdr(path)
         if scan is None:
-            raise DataError(
+            raise AmbiguousScan(
                 f"holds {shape[0]} frames of {shape[1]}x{shape[2]} and no scan size in its header;"
                 " give it with --scan RXxRY",
                 path,
+                [DatasetInfo(None, shape, str(array.dtype))],
+                "--scan RXxRY",
             )
-    shape4d, flat = _to_4d(path, shape, scan)
+    shape4d, flat = _to_4d(path, shape, scan, array.dtype)
     source = _reshaped_source(array, shape4d, flat)
     calibration = Calibration()
     cal = getattr(data, "calibration", None)
@@ -388,8 +458,8 @@ def _open_py4dstem(path: Path, options: LoadOptions, filetype: str) -> Scan:
         with contextlib.suppress(Exception):
             calibration = Calibration(
                 r_pixel_size=float(cal.get_R_pixel_size()),
-                r_units=str(cal.get_R_pixel_units()),
+                r_units=clean_units(str(cal.get_R_pixel_units())),
                 q_pixel_size=float(cal.get_Q_pixel_size()),
-                q_units=str(cal.get_Q_pixel_units()),
+                q_units=clean_units(str(cal.get_Q_pixel_units())),
             )
     return Scan(path, label, source, shape4d, flat=source.ndim == 3, calibration=calibration)

@@ -14,6 +14,18 @@ from ghosttui.data.layout import row_pieces
 from ghosttui.errors import DataError
 
 
+def clean_units(text: str | None) -> str | None:
+    """Units as files write them, made plain: Prismatic's ``[n_m]`` and ``[n_m^-1]`` become
+    ``nm`` and ``nm^-1``; empty text becomes None."""
+    if text is None:
+        return None
+    units = text.strip()
+    if units.startswith("[") and units.endswith("]"):
+        units = units[1:-1].strip()
+    units = units.replace("_", "")
+    return units or None
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Pixel sizes of the scan (R) and the detector (Q), when the file has them."""

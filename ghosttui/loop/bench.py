@@ -1,11 +1,13 @@
-"""``ghosttui bench``: the whole labelling loop with a simulated labeller.
+"""``ghosttui bench``: the labelling loop with a simulated labeller, scored against the truth.
 
-Each run is a real session in a scratch folder: the session's sampler queues
-queries exactly as in ``ghosttui label``, a labeller answers them from the
-truth map (optionally wrong at a given rate, like a tired human), and
-:func:`ghosttui.loop.rounds.train_round` retrains whenever the schedule needs a
-model, then once more at the end. Accuracy is measured against the truth on
-the whole map and on the positions that were never labelled.
+Each run is a real session in a scratch folder, driven by the very controller
+the terminal app drives (:class:`~ghosttui.loop.controller.LabellingController`):
+the schedule plans rounds, a :class:`SimulatedLabeller` answers each query from
+the truth map (optionally wrong at a given rate, like a tired human), and every
+training job the controller asks for is run inline with
+:func:`~ghosttui.loop.rounds.train_model`, exactly as the app runs it in a
+worker thread. Accuracy is measured against the truth: on the whole map, on the
+positions never labelled, inside domains and at walls.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ import numpy as np
 
 from ghosttui.data.options import LoadOptions
 from ghosttui.errors import GhostError
-from ghosttui.loop.rounds import train_round
+from ghosttui.files import atomic_output, write_text_atomic
+from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.rounds import train_model
 from ghosttui.patterns.settings import PreprocessSettings
-from ghosttui.sampling.sampler import SessionSampler
 from ghosttui.sampling.schedule import check_strategy, choose_grid_step
 from ghosttui.session.session import Session
 from ghosttui.session.settings import ModelSpec, SamplingSpec, make_classes
@@ -36,13 +39,43 @@ class BenchRun:
     strategy: str
     budget: int
     seed: int
+    learner: str
     accuracy: float
     accuracy_unlabelled: float
+    accuracy_domains: float
+    accuracy_walls: float
     seconds: float
     labels: int
+    holdout: int
     rounds: int
+    models: int
     train_seconds: float
+    holdout_estimate: float | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+class SimulatedLabeller:
+    """Answers queries from a truth map, wrong with probability ``noise`` (seeded)."""
+
+    def __init__(self, truth: np.ndarray, classes: list[str], noise: float = 0.0, seed: int = 0):
+        self.truth, self.classes, self.noise = truth, classes, noise
+        self.rng = np.random.default_rng([seed, 99])
+
+    def answer(self, current: Current) -> str:
+        index = int(self.truth[current.rx, current.ry])
+        if self.noise > 0 and self.rng.random() < self.noise:
+            index = int(self.rng.choice([c for c in range(len(self.classes)) if c != index]))
+        return self.classes[index]
+
+
+def wall_mask(truth: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Positions within ``radius`` (Chebyshev) of a position of another class."""
+    from scipy import ndimage
+
+    size = 2 * radius + 1
+    high = ndimage.maximum_filter(truth, size=size, mode="nearest")
+    low = ndimage.minimum_filter(truth, size=size, mode="nearest")
+    return high != low
 
 
 def load_truth(
@@ -87,15 +120,17 @@ def run_once(
     workdir: Path,
     options: LoadOptions | None = None,
     preprocess: PreprocessSettings | None = None,
+    learner: str | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     round_size: int = 0,
     epochs: int | None = None,
 ) -> BenchRun:
-    """One strategy x budget x seed: label until the budget is spent, train, score."""
+    """One strategy x budget x seed: label until the budget is spent, training every round."""
     started = time.perf_counter()
     sampling = SamplingSpec(strategy=strategy, budget=budget, seed=seed, grid_step=grid_step)
     sampling.round_size = round_size
+    model = ModelSpec(seed=seed) if learner is None else ModelSpec(seed=seed, learner=learner)
     name = f"bench-{strategy}-{budget}-{seed}"
     session = Session.create(
         name,
@@ -103,57 +138,87 @@ def run_once(
         options=options,
         classes=make_classes(classes),
         preprocess=preprocess,
-        model=ModelSpec(seed=seed),
+        model=model,
         sampling=sampling,
         directory=workdir / name,
     )
-    noise_rng = np.random.default_rng([seed, 99])
+    labeller = SimulatedLabeller(truth, classes, label_noise, seed)
     curve: list[tuple[int, float]] = []
     train_seconds = 0.0
     with session:
-        sampler = SessionSampler(session)
-        probabilities = None
-        while True:
-            plan = sampler.refill(probabilities)
-            if plan.train_first:
-                result = train_round(session, epochs=epochs)
-                train_seconds += result.metrics["seconds_train"] + result.metrics["seconds_predict"]
-                probabilities = result.probabilities
-                curve.append((result.metrics["labels"], _accuracy(probabilities, truth)))
-                continue
-            pending = session.store.pending()
-            if not pending:
-                break
-            for item in pending:
-                answer = int(truth[item.rx, item.ry])
-                if label_noise > 0 and noise_rng.random() < label_noise:
-                    answer = int(noise_rng.choice([c for c in range(len(classes)) if c != answer]))
-                session.store.label(
-                    item.rx, item.ry, classes[answer], item.source, queue_item=item.id
-                )
-        if not sampler.model_is_current():
-            result = train_round(session, epochs=epochs)
-            train_seconds += result.metrics["seconds_train"] + result.metrics["seconds_predict"]
-            probabilities = result.probabilities
-            curve.append((result.metrics["labels"], _accuracy(probabilities, truth)))
+        loop = LabellingController(session)
+        drive(
+            loop,
+            labeller,
+            epochs=epochs,
+            on_model=lambda t: curve.append(
+                (t.metrics["labels"], _accuracy(t.probabilities, truth))
+            ),
+        )
+        train_seconds = sum(
+            m.metrics.get("seconds_train", 0) + m.metrics.get("seconds_predict", 0)
+            for m in session.store.models()
+        )
         labelled = np.zeros(truth.shape, bool)
         for rx, ry in session.store.labels():
             labelled[rx, ry] = True
-        predicted = probabilities.argmax(-1)
-        rounds = len(session.trained_rounds())
-        n_labels = len(session.store.labels())
+        if loop.probabilities is None:
+            raise GhostError(f"bench run {name}: no model was trained")
+        predicted = loop.probabilities.argmax(-1)
+        walls = wall_mask(truth)
+        estimate = loop.estimate().holdout.accuracy
+        n_rounds = sum(1 for p in session.store.round_plans() if p.ended)
+        n_models = len(session.store.models())
+        n_labels = len(loop.labels)
+        n_holdout = loop.estimate().holdout.total
+        learner_name = session.settings.model.learner
+    hit = predicted == truth
     return BenchRun(
         strategy=strategy,
         budget=budget,
         seed=seed,
-        accuracy=float(np.mean(predicted == truth)),
-        accuracy_unlabelled=float(np.mean(predicted[~labelled] == truth[~labelled])),
+        learner=learner_name,
+        accuracy=float(hit.mean()),
+        accuracy_unlabelled=float(hit[~labelled].mean()),
+        accuracy_domains=float(hit[~walls].mean()),
+        accuracy_walls=float(hit[walls].mean()) if walls.any() else float("nan"),
         seconds=round(time.perf_counter() - started, 2),
-        labels=n_labels,
-        rounds=rounds,
+        labels=n_labels - n_holdout,
+        holdout=n_holdout,
+        rounds=n_rounds,
+        models=n_models,
         train_seconds=round(train_seconds, 2),
+        holdout_estimate=estimate,
         curve=curve,
     )
+
+
+def drive(
+    loop: LabellingController,
+    labeller: SimulatedLabeller,
+    *,
+    epochs: int | None = None,
+    on_model: Callable[[Any], None] | None = None,
+) -> None:
+    """Answer every query and run every training job the controller asks for, until done."""
+    session = loop.session
+    while True:
+        job = loop.next_training()
+        if job is not None:
+            if epochs is not None:
+                job = replace(job, epochs=epochs)
+            loop.training_started(job)
+            trained = train_model(session, job)
+            loop.training_finished(trained)
+            if on_model is not None:
+                on_model(trained)
+            continue
+        current = loop.current()
+        if current is None:
+            if loop.done:
+                return
+            raise GhostError(f"the loop is stuck: {loop.message or 'no query and no job'}")
+        loop.label(labeller.answer(current))
 
 
 def _accuracy(probabilities: np.ndarray, truth: np.ndarray) -> float:
@@ -193,6 +258,7 @@ def run_bench(
     *,
     options: LoadOptions | None = None,
     preprocess: PreprocessSettings | None = None,
+    learner: str | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     epochs: int | None = None,
@@ -214,6 +280,7 @@ def run_bench(
                         workdir=Path(scratch),
                         options=options,
                         preprocess=preprocess,
+                        learner=learner,
                         label_noise=label_noise,
                         grid_step=grid_step,
                         epochs=epochs,
@@ -253,7 +320,7 @@ def write_json(path: Path, runs: list[BenchRun], settings: dict[str, Any]) -> No
             "python": platform.python_version(),
         },
     }
-    path.write_text(json.dumps(doc, indent=2))
+    write_text_atomic(path, json.dumps(doc, indent=2))
 
 
 def plot_curves(path: Path, runs: list[BenchRun], title: str) -> None:
@@ -289,5 +356,6 @@ def plot_curves(path: Path, runs: list[BenchRun], title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_output(path) as tmp:  # keeps the suffix: matplotlib picks the format from it
+        fig.savefig(tmp)
     plt.close(fig)

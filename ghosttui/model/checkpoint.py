@@ -7,8 +7,8 @@ JSON string, so loading never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ghosttui.errors import ModelError
+from ghosttui.files import storage_error, write_bytes_atomic
 from ghosttui.model.network import build_network
 
 FORMAT = "ghosttui-checkpoint"
@@ -49,25 +50,32 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    *,
+    guard: bool = False,
 ) -> Path:
-    """Write atomically (temporary file, then rename)."""
+    """Write atomically and durably (serialised in memory, then one checked write).
+
+    Checkpoints are a session's own files (``checkpoints/``), so the session guard is
+    off unless asked for. Serialising first means a full disk is an ``OSError`` of a
+    plain write, reported as one line naming ``path``, never torch's own error.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, path.parent, "cannot create the folder") from exc
     payload = {
         "format": FORMAT,
         "version": torch.tensor(VERSION),
         "meta": json.dumps(meta, sort_keys=True),
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return write_bytes_atomic(path, buffer.getvalue(), guard=guard)
 
 
 def load_checkpoint(
@@ -75,13 +83,19 @@ def load_checkpoint(
     *,
     session_id: str | None = None,
     classes: list[str] | None = None,
+    data: bytes | None = None,
 ) -> Checkpoint:
-    """Load and check a checkpoint; a corrupt file or a foreign one is a ModelError."""
+    """Load and check a checkpoint; a corrupt file or a foreign one is a ModelError.
+
+    ``data``: the file's bytes, already read (then exactly these bytes are checked,
+    e.g. before an export writes them). Loading never unpickles arbitrary objects.
+    """
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise ModelError("no such checkpoint", path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        source = io.BytesIO(data) if data is not None else path
+        payload = torch.load(source, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError("not a ghosttui checkpoint")
         meta = json.loads(payload["meta"])

@@ -11,6 +11,10 @@ at width 16), which is what a few dozen labels can support.
 ThreeLayerCnn): three 3x3 convolutions with max pooling and no normalisation,
 then a dense layer that holds 99.7% of its 8.4 M parameters at 256x256 input.
 It is here as the baseline the benchmarks compare against.
+
+``LinearOnPixels`` is a linear classifier over standardised pixels: the shape
+in which the logistic-regression baseline (:mod:`ghosttui.model.learners`) is
+stored and applied.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-ARCHITECTURES = ("ghostnet", "paper")
+ARCHITECTURES = ("ghostnet", "paper", "linear")
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -74,11 +78,28 @@ class PaperCNN(nn.Module):
         return self.fc2(x)
 
 
+class LinearOnPixels(nn.Module):
+    """Logits = W (x - mean) / std + b over the flattened input."""
+
+    def __init__(self, n_classes: int, input_size: int) -> None:
+        super().__init__()
+        d = input_size * input_size
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("scale", torch.ones(d))
+        self.linear = nn.Linear(d, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.flatten(1) - self.mean) / self.scale
+        return self.linear(z)
+
+
 def build_network(arch: str, n_classes: int, input_size: int, **config: Any) -> nn.Module:
     if arch == "ghostnet":
         return GhostNet(n_classes, **config)
     if arch == "paper":
         return PaperCNN(n_classes, input_size=input_size)
+    if arch == "linear":
+        return LinearOnPixels(n_classes, input_size)
     raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
 
 

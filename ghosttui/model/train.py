@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ghosttui.errors import ModelError
 from ghosttui.model.device import autocast_dtype, resolve_device
-from ghosttui.model.network import build_network
+from ghosttui.model.network import ARCHITECTURES, build_network
+from ghosttui.numbers import choice, real, whole
 
 
 class TrainingCancelled(Exception):
@@ -60,6 +61,16 @@ class TrainConfig:
     # "last" is the default: with 10-50 labels the validation set is 2-10 patterns and picking
     # on it was measured to be a gamble (docs/benchmarks.md, "training: which model to keep").
     keep: str = "last"
+
+    def __post_init__(self) -> None:
+        choice(self.arch, "architecture", ARCHITECTURES)
+        whole(self.width, "network width", 1, 512)
+        whole(self.epochs, "epochs", 1, 100_000)
+        whole(self.patience, "patience", 1)
+        whole(self.batch_size, "batch size", 1)
+        whole(self.seed, "seed", 0, 2**32 - 1)
+        real(self.lr, "learning rate", 0.0)
+        choice(self.keep, "keep", ("best", "last"))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

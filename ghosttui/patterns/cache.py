@@ -1,12 +1,16 @@
 """The pattern cache: every pattern of a scan, preprocessed for the model.
 
-One HDF5 file per (source content, load options, preprocessing settings),
-named by a hash of the three, so re-opening an unchanged scan reuses it and
-changing anything builds a new one. Built in one streaming pass with bounded
+One HDF5 file per (source content, what the load options select,
+preprocessing settings), named by a hash of the three, so re-opening an
+unchanged scan reuses it (whatever options name the same patterns, see
+:func:`ghosttui.data.formats.load_identity`) and changing anything builds a
+new one. The content is the file's full hash (:mod:`ghosttui.data.fingerprint`):
+a changed pattern anywhere gives another cache. Built in one streaming pass with bounded
 memory (blocks of ~32 MiB, the next block read while the current one is
 processed); the same pass stores virtual bright-field and annular dark-field
-images for navigation. Written under a temporary name and renamed when
-complete: a failed or interrupted build never leaves a cache behind.
+images for navigation. Written through :func:`ghosttui.files.atomic_output`
+(free space checked first, renamed when complete): a failed or interrupted
+build never leaves a cache behind, and a full disk is one error line.
 
 Layout: ``/patterns`` (Rx, Ry, S, S) float16 (float32 when not normalised, as
 counts overflow float16), chunked by scan row;
@@ -28,12 +32,12 @@ import numpy as np
 
 from ghosttui import __version__
 from ghosttui.data.fingerprint import file_fingerprint
-from ghosttui.data.formats import open_scan
+from ghosttui.data.formats import load_identity, open_scan
 from ghosttui.data.layout import read_flat, write_flat
 from ghosttui.data.options import LoadOptions
-from ghosttui.data.scan import Scan
+from ghosttui.data.scan import Calibration, Scan
 from ghosttui.errors import DataError
-from ghosttui.patterns.preprocess import PatternPipeline, check_block, survey
+from ghosttui.files import atomic_output, hdf5_file, remove_stale_temporaries, storage_error
 from ghosttui.patterns.settings import PreprocessSettings
 
 CACHE_FORMAT = 1
@@ -50,17 +54,25 @@ def default_cache_dir() -> Path:
     return Path(base) / "ghosttui"
 
 
-def cache_key(fingerprint: str, options: LoadOptions, settings: PreprocessSettings) -> str:
+def cache_key(fingerprint: str, identity: dict[str, Any], settings: PreprocessSettings) -> str:
+    """The cache's name: content, what the load options select, preprocessing settings."""
     blob = json.dumps(
         {
             "format": CACHE_FORMAT,
             "source": fingerprint,
-            "load": options.to_dict(),
+            "load": identity,
             "pre": settings.key(),
         },
         sort_keys=True,
     )
     return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def cache_bytes(scan: Scan, settings: PreprocessSettings) -> int:
+    """About how many bytes the cache of ``scan`` takes (for the free-space check)."""
+    itemsize = 2 if settings.normalise == "robust" else 4
+    patterns = scan.n_patterns * settings.size * settings.size * itemsize
+    return patterns + scan.n_patterns * 8 + scan.shape[2] * scan.shape[3] * 4 + (1 << 20)
 
 
 class PatternCache:
@@ -94,6 +106,11 @@ class PatternCache:
     @property
     def scan_shape(self) -> tuple[int, int]:
         return self.shape[0], self.shape[1]
+
+    @property
+    def calibration(self) -> Calibration:
+        """The source file's pixel sizes, as recorded when the cache was built."""
+        return Calibration(**self.meta.get("calibration", {}))
 
     @property
     def n_patterns(self) -> int:
@@ -145,10 +162,14 @@ def build_cache(
     progress: Progress | None = None,
 ) -> Path:
     """Preprocess every pattern of ``scan`` into a new cache file at ``out``."""
-    import h5py
+    from ghosttui.patterns.preprocess import PatternPipeline, check_block, check_processed, survey
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, out.parent, "cannot create the cache folder") from exc
+    remove_stale_temporaries(out.parent, legacy=True)  # ghosttui's own folder
     detector = survey(scan, settings)
     pipeline = PatternPipeline(settings, detector)
     n_rx, n_ry = scan.scan_shape
@@ -157,59 +178,60 @@ def build_cache(
     block = int(max(1, min(scan.n_patterns, BLOCK_BYTES // per_pattern)))
     # robust-normalised inputs (about 0..1) fit float16; un-normalised counts may not
     store = np.float16 if settings.normalise == "robust" else np.float32
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     started = time.perf_counter()
-    try:
-        with h5py.File(tmp, "w") as f, ThreadPoolExecutor(1) as reader:
-            patterns = f.create_dataset(
-                "patterns",
-                (n_rx, n_ry, size, size),
-                dtype=store,
-                chunks=(1, min(n_ry, 64), size, size),
-            )
-            vbf = np.zeros(scan.n_patterns, np.float32)
-            adf = np.zeros(scan.n_patterns, np.float32)
-            starts = list(range(0, scan.n_patterns, block))
-            pending = reader.submit(scan.read, 0, min(block, scan.n_patterns))
-            for i, start in enumerate(starts):
-                raw = pending.result()
-                if i + 1 < len(starts):
-                    nxt = starts[i + 1]
-                    pending = reader.submit(scan.read, nxt, min(nxt + block, scan.n_patterns))
-                check_block(scan, start, raw, settings.allow_blank)
-                model_input, virtual = pipeline(raw)
-                if store is np.float16:
-                    model_input = np.clip(model_input, -FLOAT16_MAX, FLOAT16_MAX)
-                write_flat(patterns, start, model_input.astype(store), n_ry)
-                vbf[start : start + len(raw)] = virtual[:, 0]
-                adf[start : start + len(raw)] = virtual[:, 1]
-                if progress is not None:
-                    progress(start + len(raw), scan.n_patterns)
-            f.create_dataset("vbf", data=vbf.reshape(n_rx, n_ry))
-            f.create_dataset("adf", data=adf.reshape(n_rx, n_ry))
-            f.create_dataset("mean_pattern", data=detector.mean_pattern)
-            for key, value in detector.to_attrs().items():
-                f.attrs[key] = value
-            f.attrs["cache_format"] = CACHE_FORMAT
-            f.attrs["meta"] = json.dumps(
-                {
-                    "source": str(scan.path.resolve()),
-                    "fingerprint": fingerprint,
-                    "format": scan.format,
-                    "dataset": scan.dataset,
-                    "source_shape": list(scan.shape),
-                    "source_dtype": str(scan.dtype),
-                    "calibration": scan.calibration.to_dict(),
-                    "load": options.to_dict(),
-                    "preprocess": settings.to_dict(),
-                    "ghosttui": __version__,
-                    "seconds": round(time.perf_counter() - started, 3),
-                }
-            )
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with (
+        atomic_output(out, reserve=cache_bytes(scan, settings), durable=False) as tmp,
+        hdf5_file(tmp) as output,
+        ThreadPoolExecutor(1) as reader,
+    ):
+        f = output.file
+        patterns = f.create_dataset(
+            "patterns",
+            (n_rx, n_ry, size, size),
+            dtype=store,
+            chunks=(1, min(n_ry, 64), size, size),
+        )
+        vbf = np.zeros(scan.n_patterns, np.float32)
+        adf = np.zeros(scan.n_patterns, np.float32)
+        starts = list(range(0, scan.n_patterns, block))
+        pending = reader.submit(scan.read, 0, min(block, scan.n_patterns))
+        for i, start in enumerate(starts):
+            raw = pending.result()
+            if i + 1 < len(starts):
+                nxt = starts[i + 1]
+                pending = reader.submit(scan.read, nxt, min(nxt + block, scan.n_patterns))
+            check_block(scan, start, raw, settings.allow_blank)
+            model_input, virtual = pipeline(raw)
+            check_processed(scan, start, model_input, virtual)
+            if store is np.float16:
+                model_input = np.clip(model_input, -FLOAT16_MAX, FLOAT16_MAX)
+            write_flat(patterns, start, model_input.astype(store), n_ry)
+            output.check()  # a full disk stops the build here, not minutes later
+            vbf[start : start + len(raw)] = virtual[:, 0]
+            adf[start : start + len(raw)] = virtual[:, 1]
+            if progress is not None:
+                progress(start + len(raw), scan.n_patterns)
+        f.create_dataset("vbf", data=vbf.reshape(n_rx, n_ry))
+        f.create_dataset("adf", data=adf.reshape(n_rx, n_ry))
+        f.create_dataset("mean_pattern", data=detector.mean_pattern)
+        for key, value in detector.to_attrs().items():
+            f.attrs[key] = value
+        f.attrs["cache_format"] = CACHE_FORMAT
+        f.attrs["meta"] = json.dumps(
+            {
+                "source": str(scan.path.resolve()),
+                "fingerprint": fingerprint,
+                "format": scan.format,
+                "dataset": scan.dataset,
+                "source_shape": list(scan.shape),
+                "source_dtype": str(scan.dtype),
+                "calibration": scan.calibration.to_dict(),
+                "load": options.to_dict(),
+                "preprocess": settings.to_dict(),
+                "ghosttui": __version__,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
     return out
 
 
@@ -221,8 +243,9 @@ def cache_path_for(
 ) -> tuple[Path, str]:
     """Where the cache of this file with these settings lives, and the file's fingerprint."""
     fingerprint = file_fingerprint(path)
+    identity = load_identity(path, options)
     directory = Path(cache_dir) if cache_dir else default_cache_dir()
-    return directory / f"{cache_key(fingerprint, options, settings)}.h5", fingerprint
+    return directory / f"{cache_key(fingerprint, identity, settings)}.h5", fingerprint
 
 
 def open_or_build(

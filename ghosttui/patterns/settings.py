@@ -40,6 +40,11 @@ class PreprocessSettings:
             raise DataError(f"--transform must be one of {', '.join(TRANSFORMS)}")
         if self.normalise not in NORMALISATIONS:
             raise DataError(f"--normalise must be one of {', '.join(NORMALISATIONS)}")
+        ratio = self.hot_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 1:
+            raise DataError(f"hot_ratio must be a number above 1 (got {ratio!r})")
+        if not isinstance(self.allow_blank, bool) or not isinstance(self.hot_pixels, bool):
+            raise DataError("hot_pixels and allow_blank must be true or false")
         if self.crop is not None:
             qx0, qx1, qy0, qy1 = self.crop
             if not (0 <= qx0 < qx1 and 0 <= qy0 < qy1):

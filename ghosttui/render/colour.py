@@ -8,7 +8,7 @@ import numpy as np
 
 # The paper's colours: red = none, green = vertical, blue = horizontal.
 PAPER_COLOURS = {"horizontal": "#0000ff", "vertical": "#00ff00", "none": "#ff0000"}
-# Distinct colours for further classes (up to 9 in all).
+# Distinct colours for further classes (up to 9 in all; chosen in session/settings.py).
 EXTRA_COLOURS = ["#ffb000", "#ff00ff", "#00e5ff", "#ffffff", "#8d6e63", "#9e9e9e", "#7e57c2"]
 
 CONTRASTS = ("linear", "log", "gamma")
@@ -17,11 +17,6 @@ CONTRASTS = ("linear", "log", "gamma")
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     colour = colour.lstrip("#")
     return int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)
-
-
-def default_colours(classes: list[str] | tuple[str, ...]) -> list[str]:
-    extra = iter(EXTRA_COLOURS)
-    return [PAPER_COLOURS.get(name) or next(extra) for name in classes]
 
 
 def _inferno_lut() -> np.ndarray:
@@ -80,7 +75,8 @@ class Contrast:
 def colourise(unit: np.ndarray, colormap: str = "gray") -> np.ndarray:
     """Values in [0, 1] -> (H, W, 3) uint8 through a lookup table."""
     lut = LUTS[colormap]
-    return lut[np.clip(np.asarray(unit) * 255 + 0.5, 0, 255).astype(np.uint8)]
+    unit = np.nan_to_num(np.asarray(unit, dtype=np.float32), nan=0.0)  # NaN: the darkest colour
+    return lut[np.clip(unit * 255 + 0.5, 0, 255).astype(np.uint8)]
 
 
 def class_map_rgb(

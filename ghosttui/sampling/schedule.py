@@ -3,7 +3,8 @@
 :func:`plan_next` is pure: given the session's sampling settings, the labels
 so far, every position ever queued, the latest probabilities and the
 schedule's own small state, it returns the next batch of queries (a *round*)
-and the new state. It is called when the queue runs dry.
+and the new state. The labelling loop (:mod:`ghosttui.loop.controller`) calls
+it when a round ends.
 
 Strategies:
 
@@ -19,8 +20,10 @@ Strategies:
 ``uncertainty``
     a small grid to start, then uncertainty rounds only.
 
-Holdout positions (``SamplingSpec.holdout``) are queued once after the grid;
-they are labelled like any other but never trained on.
+Holdout positions (``SamplingSpec.holdout_size``, random) are queued in the
+first round, spread through the grid so that they look like any other query;
+they are labelled like any other but never trained on: they measure the
+model's accuracy on the map without bias.
 """
 
 from __future__ import annotations
@@ -41,9 +44,8 @@ from ghosttui.sampling.strategies import (
     random_queries,
     uncertainty_queries,
 )
-from ghosttui.session.settings import SamplingSpec
+from ghosttui.session.settings import STRATEGIES, SamplingSpec
 
-STRATEGIES = ("hybrid", "grid-boundary", "random", "uncertainty")
 GRID_SHARE = {"hybrid": 0.4, "grid-boundary": 0.5, "uncertainty": 0.2}
 
 
@@ -107,6 +109,20 @@ def choose_grid_step(spec: SamplingSpec, scan_shape: tuple[int, int]) -> int:
             f"budget {spec.budget} is too small: even the coarsest grid needs {corners} labels"
         )
     return step
+
+
+def interleave(
+    first: list[tuple[int, int, str, float]], second: list[tuple[int, int, str, float]]
+) -> list[tuple[int, int, str, float]]:
+    """``second`` spread evenly through ``first`` (the order within each kept)."""
+    if not second:
+        return list(first)
+    total = len(first) + len(second)
+    slots = {int((i + 1) * total / (len(second) + 1)) for i in range(len(second))}
+    a, b = iter(first), iter(second)
+    out = [next(b, None) if i in slots else next(a, None) for i in range(total)]
+    leftover = [*a, *b]  # when two slots rounded onto one
+    return [item for item in out if item is not None] + leftover
 
 
 def spread_order(points: list[Position]) -> list[Position]:
@@ -177,27 +193,31 @@ def plan_next(
         points = random_queries(scan_shape, size, rng, taken)
         if not points:
             return Plan(state=state, message="every position is labelled", done=True)
-        return queue(points, "random", f"{len(points)} random positions")
+        plan = queue(points, "random", f"{len(points)} random positions")
+        if not state.holdout_queued:
+            state.holdout_queued = True
+            holdout = random_queries(scan_shape, spec.holdout_size, rng, taken | set(points))
+            holdout_items = [(rx, ry, "holdout", 0.0) for rx, ry in holdout]
+            plan.queries = interleave(plan.queries, holdout_items)
+            if holdout:
+                plan.message += f", and {len(holdout)} random holdout positions (never trained on)"
+        return plan
 
     if state.phase == "start":
         state.grid_step = choose_grid_step(spec, scan_shape)
         state.phase = "grid"
         points = [
             p for p in spread_order(grid_points(scan_shape, state.grid_step)) if p not in taken
-        ]
-        return queue(
-            points, "grid", f"coarse grid, step {state.grid_step}: {len(points)} positions"
-        )
-
-    if spec.holdout > 0 and not state.holdout_queued:
+        ][:left]
+        items = [(int(rx), int(ry), "grid", 0.0) for rx, ry in points]
+        holdout = random_queries(scan_shape, spec.holdout_size, rng, taken | set(points))
         state.holdout_queued = True
-        points = random_queries(scan_shape, spec.holdout, rng, taken)
         state.rounds += 1
-        return Plan(
-            [(rx, ry, "holdout", 0.0) for rx, ry in points],
-            state,
-            f"{len(points)} holdout positions: labelled, never trained on, for an unbiased accuracy",
-        )
+        message = f"coarse grid, step {state.grid_step}: {len(points)} positions"
+        if holdout:
+            message += f", and {len(holdout)} random holdout positions (never trained on)"
+        holdout_items = [(rx, ry, "holdout", 0.0) for rx, ry in holdout]
+        return Plan(interleave(items, holdout_items), state, message)
 
     if state.phase == "grid":
         state.phase = "boundary" if spec.strategy != "uncertainty" else "uncertainty"

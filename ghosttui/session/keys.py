@@ -31,7 +31,15 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     Action("skip", "space", "skip", "skip this query", True),
     Action("undo", "u", "undo", "undo the last label (repeat to go further back)", True),
-    Action("retrain", "r", "retrain", "retrain the model now, in the background", True),
+    Action(
+        "retrain", "r", "retrain", "train a model on the labels so far, in the background", True
+    ),
+    Action(
+        "promote",
+        "p",
+        "promote",
+        "use the newest candidate model (one that measured worse) anyway",
+    ),
     Action(
         "view",
         "d",

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ghosttui.errors import SessionError
+from ghosttui.files import atomic_output
 from ghosttui.session.settings import SOURCES
 from ghosttui.session.store import LabelStore
 
@@ -108,20 +109,15 @@ def import_labels(store: LabelStore, path: str | Path) -> int:
 
 
 def export_labels(store: LabelStore, path: str | Path) -> int:
-    """Write the current labels as CSV (atomic)."""
+    """Write the current labels as CSV (atomic; never over a file a session depends on)."""
     path = Path(path)
     labels = sorted(store.labels().values(), key=lambda lab: (lab.rx, lab.ry))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["rx", "ry", "label", "source", "round"])
-            for lab in labels:
-                writer.writerow([lab.rx, lab.ry, lab.cls, lab.source, lab.round])
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SessionError(f"cannot write labels ({exc.strerror})", path) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with (
+        atomic_output(path, inputs=[store.path]) as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as handle,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(["rx", "ry", "label", "source", "round"])
+        for lab in labels:
+            writer.writerow([lab.rx, lab.ry, lab.cls, lab.source, lab.round])
     return len(labels)

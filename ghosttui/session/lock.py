@@ -7,6 +7,7 @@ lock file records who holds it, so the second process can name the holder.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from ghosttui.errors import SessionError
+from ghosttui.files import storage_error
 
 
 class SessionLock:
@@ -25,13 +27,27 @@ class SessionLock:
         self._fd: int | None = None
 
     def acquire(self) -> SessionLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, self.path, "cannot take the session's lock") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = self._describe_holder(fd)
             os.close(fd)
             raise SessionError(f"session '{self.session}' is in use by {holder}") from None
+        try:
+            self._record_holder(fd)
+        except OSError as exc:  # a full disk: who holds it is not recorded, the lock is held
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                os.close(fd)
+                raise storage_error(exc, self.path, "cannot take the session's lock") from exc
+        self._fd = fd
+        return self
+
+    @staticmethod
+    def _record_holder(fd: int) -> None:
         os.ftruncate(fd, 0)
         info = {
             "pid": os.getpid(),
@@ -43,8 +59,6 @@ class SessionLock:
         }
         os.write(fd, json.dumps(info).encode())
         os.fsync(fd)
-        self._fd = fd
-        return self
 
     @staticmethod
     def _describe_holder(fd: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -13,7 +12,9 @@ from typing import Any
 import tomli_w
 
 from ghosttui import __version__
-from ghosttui.errors import SessionError
+from ghosttui.errors import GhostError, SessionError
+from ghosttui.files import write_text_atomic
+from ghosttui.numbers import choice, real, whole
 from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.render.colour import EXTRA_COLOURS, PAPER_COLOURS
 from ghosttui.session.keys import taken_characters, user_keys
@@ -27,6 +28,12 @@ MAX_CLASSES = 9
 DEFAULT_CLASSES = ("horizontal", "vertical", "none")
 DEFAULT_KEYS = {"horizontal": "h", "vertical": "v", "none": "n"}
 SOURCES = ("grid", "boundary", "uncertainty", "random", "manual", "holdout", "import")
+# ARCHITECTURES: the names ghosttui.model.network.build_network knows
+# (kept here so that reading settings never imports torch; a unit test keeps them equal)
+ARCHITECTURES = ("ghostnet", "paper")
+# LEARNERS: the names ghosttui.model.learners.fit_learner knows
+LEARNERS = ("cnn", "logreg")
+STRATEGIES = ("hybrid", "grid-boundary", "random", "uncertainty")
 
 
 @dataclass
@@ -47,21 +54,42 @@ class DataSpec:
 
 @dataclass
 class ModelSpec:
-    arch: str = "ghostnet"
+    learner: str = "cnn"  # see ghosttui.model.learners
+    arch: str = "ghostnet"  # the network of the cnn learner
     width: int = 16
     epochs: int = 50
-    keep: str = "last"  # or "best": early stopping on the validation split (see TrainConfig)
-    patience: int = 20
     seed: int = 0
     device: str = "auto"
-    warm_start: bool = False  # measured: from-scratch rounds beat warm starts (docs/benchmarks.md)
     rotation_swap: list[list[str]] = field(
         default_factory=list
     )  # e.g. [["horizontal", "vertical"]]
 
+    # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
+    RETIRED = ("keep", "patience", "warm_start")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(**{k: v for k, v in data.items() if k not in cls.RETIRED})
+
     def __post_init__(self) -> None:
-        if self.keep not in ("best", "last"):
-            raise ValueError(f"model.keep must be 'best' or 'last' (got {self.keep!r})")
+        choice(self.learner, "[model] learner", LEARNERS)
+        choice(self.arch, "[model] arch", ARCHITECTURES)
+        whole(self.width, "[model] width", 1, 512)
+        whole(self.epochs, "[model] epochs", 1, 100_000)
+        whole(self.seed, "[model] seed", 0, 2**32 - 1)
+        if not isinstance(self.device, str) or not self.device:
+            raise GhostError(
+                f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"
+            )
+        pairs = self.rotation_swap
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(c, str) for c in p)
+            for p in pairs
+        ):
+            raise GhostError(
+                f"[model] rotation_swap must be pairs of class names, e.g. "
+                f'[["horizontal", "vertical"]] (got {pairs!r})'
+            )
 
 
 @dataclass
@@ -75,8 +103,26 @@ class SamplingSpec:
     round_size: int = 0  # uncertainty queries per round; 0: max(10, budget // 6)
     diversity_radius: int = 3  # no two uncertainty queries closer than this (positions)
     uncertainty: str = "margin"  # or "entropy"
-    holdout: int = 0  # random positions labelled for an unbiased accuracy estimate
+    # random positions labelled in the first round and never trained on, for an unbiased
+    # accuracy estimate; -1: 10% of the budget (at least 5)
+    holdout: int = -1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        choice(self.strategy, "[sampling] strategy", STRATEGIES)
+        whole(self.budget, "[sampling] budget", 1)
+        whole(self.grid_step, "[sampling] grid_step (0: chosen from the budget)", 0)
+        real(self.boundary_share, "[sampling] boundary_share", 0.0, 1.0)
+        whole(self.round_size, "[sampling] round_size (0: automatic)", 0)
+        whole(self.diversity_radius, "[sampling] diversity_radius", 0)
+        choice(self.uncertainty, "[sampling] uncertainty", ("margin", "entropy"))
+        whole(self.holdout, "[sampling] holdout (-1: 10% of the budget)", -1)
+        whole(self.seed, "[sampling] seed", 0, 2**32 - 1)
+
+    @property
+    def holdout_size(self) -> int:
+        """Holdout positions to queue (on top of the training budget)."""
+        return self.holdout if self.holdout >= 0 else max(5, round(0.1 * self.budget))
 
     @property
     def round_length(self) -> int:
@@ -145,10 +191,12 @@ class SessionSettings:
                 data=DataSpec(**doc["data"]),
                 classes=[ClassSpec(**c) for c in doc["classes"]],
                 preprocess=PreprocessSettings.from_dict(doc.get("preprocess", {})),
-                model=ModelSpec(**doc.get("model", {})),
+                model=ModelSpec.from_dict(doc.get("model", {})),
                 sampling=SamplingSpec(**doc.get("sampling", {})),
                 keys=user_keys(doc.get("keys", {})),
             )
+        except GhostError as exc:  # a value out of range: name the setting and the file
+            raise SessionError(exc.message, path) from exc
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SessionError(
                 f"session settings cannot be read ({type(exc).__name__}: {exc})", path
@@ -209,17 +257,8 @@ def _default_colours(names: list[str]) -> list[str]:
 
 
 def write_settings(path: Path, settings: SessionSettings) -> None:
-    """Atomic write: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(settings.to_toml())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Atomic and durable: a crash leaves the old file or the new one, never half of one."""
+    write_text_atomic(path, settings.to_toml(), guard=False)  # the session's own file
 
 
 def read_settings(path: Path) -> SessionSettings:

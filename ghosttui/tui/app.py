@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -15,8 +17,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from ghosttui.errors import GhostError
+from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.rounds import TrainingJob
 from ghosttui.render.pane import META_KEY as PANE_META
 from ghosttui.render.pane import PaneState, PatternPane
 from ghosttui.session.keys import ACTIONS, key_character
@@ -25,9 +28,9 @@ from ghosttui.tui.idle_gc import IdleCollector
 from ghosttui.tui.keymap import app_bindings, session_keymap
 from ghosttui.tui.messages import (
     PanePrepared,
-    TrainingFailed,
     TrainingFinished,
     TrainingProgress,
+    TrainingStopped,
 )
 from ghosttui.tui.render_mode import colour_warning
 from ghosttui.tui.screens.goto import GoToScreen
@@ -41,6 +44,26 @@ MIN_SIZE = (120, 40)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
 MAP_META = "map"  # where the session remembers the map's layer and zoom
 REMEMBER_AFTER = 1.0  # seconds after the last view change that the session stores it
+RETRY_SECONDS = 2.0  # a label the disk refused is saved again this often (and on every key)
+
+
+def saving(action: Callable[..., None]) -> Callable[..., None]:
+    """An action that writes the session: a label the disk refused is saved first, and a
+    write that fails (disk full, read-only) is a notice, never a crash."""
+
+    @functools.wraps(action)
+    def run(self: GhostApp, *args: Any) -> None:
+        if not self.save_unsaved():
+            self.bell()
+            self.notify_unsaved()
+            return
+        try:
+            action(self, *args)
+        except StorageError as exc:
+            self.notify(f"cannot save: {exc}", severity="error", timeout=8)
+            self.show_current()
+
+    return run
 
 
 class GhostApp(App[None]):
@@ -76,6 +99,10 @@ class GhostApp(App[None]):
         self.pane = PatternPane.for_session(session)
         self._preparing = False
         self._pane_probabilities: object = self.controller.probabilities
+        # a label the disk refused: (class, the pattern it belongs to); saved again on the
+        # next key and every RETRY_SECONDS, and never dropped without telling the user
+        self.unsaved: tuple[str, Current] | None = None
+        self._quit_warned = False
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -102,16 +129,13 @@ class GhostApp(App[None]):
         scan_map.restore(
             remembered.get("layer"), remembered.get("zoom"), self.controller.probabilities
         )
-        self.controller.ensure_queue()
         self.show_current()
         self.prepare_pane()
-        self.query_one(StatusPanel).training(
-            "model: " + ("up to date" if self.controller.model_is_current() else "idle")
-        )
-        if self.controller.probabilities is None and self.controller.should_train():
-            self.start_training()
+        self.query_one(StatusPanel).training(self._model_line())
+        self.drive_training()
         self._idle_gc.start()
         self.set_interval(0.25, self._idle_gc.tick)
+        self.set_interval(RETRY_SECONDS, self._retry_unsaved)
 
     def on_unmount(self) -> None:
         self._idle_gc.stop()
@@ -164,7 +188,7 @@ class GhostApp(App[None]):
             self._pane_probabilities = controller.probabilities
             self.pane.set_probabilities(controller.probabilities)
         if current is None:
-            pattern_view.show(None, "[b]no query[/]: budget reached or waiting for the model")
+            pattern_view.show(None, f"[b]no query[/]: {controller.message}")
         else:
             source = "manual" if current.manual else current.source
             label = f" · labelled [b]{current.label}[/]" if current.label else ""
@@ -184,6 +208,7 @@ class GhostApp(App[None]):
         c = self.controller
         current = current if current is not None else c.current()
         verdict = c.stability()
+        holdout = c.estimate().holdout
         spec = self.session.settings.sampling
         info = StatusInfo(
             session=self.session.name,
@@ -198,16 +223,67 @@ class GhostApp(App[None]):
             budget=spec.budget,
             training_labels=sum(1 for lab in c.labels.values() if lab.source != "holdout"),
             pending=len(self.session.store.pending()),
-            plan=c.sampler.message,
-            model_round=c.prediction_round,
-            metrics=c.latest_metrics(),
+            plan=c.message,
+            model_round=c.model.round if c.model else None,
+            model_id=c.model.id if c.model else None,
+            model_stale=c.model_is_stale(),
+            candidates=len(c.candidates()),
+            holdout_accuracy=holdout.accuracy,
+            holdout_ci=holdout.ci95,
+            holdout_n=holdout.total,
             stability=verdict.verdict,
             stability_reason=verdict.reason,
+            stopping_rule=c.stopping_rule,
             recent=self.recent,
         )
         self.query_one(StatusPanel).show(info)
 
+    # -- saving when the disk refuses ------------------------------------------------------------
+    def save_unsaved(self) -> bool:
+        """Save the label the disk refused earlier; True when no label waits any more."""
+        if self.unsaved is None:
+            return True
+        cls, where = self.unsaved
+        current = self.controller.current()
+        if current is None or (current.rx, current.ry, current.queue_item) != (
+            where.rx,
+            where.ry,
+            where.queue_item,
+        ):
+            self.unsaved = None  # the query it answered is gone: say so rather than guess
+            self.notify(
+                f"the label {cls} at ({where.rx}, {where.ry}) could not be saved; label it again",
+                severity="error",
+                timeout=12,
+            )
+            return True
+        before = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError:
+            if self.session.store.last_event_id() == before:
+                return False
+        self.unsaved = None
+        self._quit_warned = False
+        self.notify(f"saved the kept label {cls} at ({where.rx}, {where.ry})", timeout=3)
+        return True
+
+    def notify_unsaved(self) -> None:
+        if self.unsaved is not None:
+            cls, where = self.unsaved
+            self.notify(
+                f"cannot save yet: label {cls} at ({where.rx}, {where.ry}) is kept and retried; "
+                "free some disk space",
+                severity="error",
+                timeout=6,
+            )
+
+    def _retry_unsaved(self) -> None:
+        if self.unsaved is not None and self.save_unsaved():
+            self.show_current()
+
     # -- labelling actions ---------------------------------------------------------------------
+    @saving
     def action_label(self, index: int) -> None:
         if index >= len(self.session.classes):
             return
@@ -216,31 +292,43 @@ class GhostApp(App[None]):
         if before is None:
             self.bell()
             return
-        had_queue = self.session.store.pending()
-        self.controller.label(cls)
+        round_before = self.controller.round
+        recorded = self.session.store.last_event_id()
+        try:
+            self.controller.label(cls)
+        except StorageError as exc:
+            if self.session.store.last_event_id() == recorded:  # not saved: keep it, retry
+                self.unsaved = (cls, before)
+                self.notify(
+                    f"cannot save: {exc} (label kept, will retry)", severity="error", timeout=8
+                )
+                self.show_current()
+                return
+            self.notify(f"cannot save the next round: {exc} (label saved)", severity="error")
         self.recent.append((before.rx, before.ry, cls, self.session.colours[index]))
         self.recent = self.recent[-8:]
         self.show_current()
-        if had_queue and not before.manual:
-            self._after_round_check()
+        self._after_answer(round_before)
 
-    def _after_round_check(self) -> None:
-        """A round ended (the queue was refilled): retrain in the background when worthwhile."""
-        plan = self.controller.plan
-        if plan is not None and plan.done:
-            self.notify(
-                f"{plan.message}: keep labelling by hand (arrows), or + to raise the budget"
-            )
-        if self.controller.should_train() and not self.training_running():
-            self.start_training()
+    def _after_answer(self, round_before: int) -> None:
+        """Say when a round ended or the budget is spent; start the training it asks for."""
+        c = self.controller
+        if c.done and c.current() is None:
+            self.notify(f"{c.message}: keep labelling by hand (arrows), or + to raise the budget")
+        elif c.round != round_before or c.waiting:
+            self.notify(f"round {round_before} ended: {c.message}", timeout=4)
+        self.drive_training()
 
+    @saving
     def action_skip(self) -> None:
+        round_before = self.controller.round
         if self.controller.skip() is None:
             self.bell()
             return
         self.show_current()
-        self._after_round_check()
+        self._after_answer(round_before)
 
+    @saving
     def action_undo(self) -> None:
         event = self.controller.undo()
         if event is None:
@@ -251,7 +339,9 @@ class GhostApp(App[None]):
         if event.kind in ("label", "relabel") and self.recent:
             self.recent.pop()
         self.show_current()
+        self.drive_training()
 
+    @saving
     def action_move(self, drx: int, dry: int) -> None:
         self.controller.move_cursor(drx, dry)
         self.show_current()
@@ -259,25 +349,26 @@ class GhostApp(App[None]):
     def action_goto(self) -> None:
         current = self.controller.current()
         here = (current.rx, current.ry) if current else None
+        self.push_screen(GoToScreen(self.session.scan_shape, here), self._go_to)
 
-        def jump(target: tuple[int, int] | None) -> None:
-            if target is None:
-                return
-            now = self.controller.current()
-            start = (now.rx, now.ry) if now else (0, 0)
-            self.action_move(target[0] - start[0], target[1] - start[1])
+    @saving
+    def _go_to(self, target: tuple[int, int] | None) -> None:
+        if target is not None:
+            self.controller.goto(*target)
+            self.show_current()
 
-        self.push_screen(GoToScreen(self.session.scan_shape, here), jump)
-
+    @saving
     def action_leave_manual(self) -> None:
         if self.controller.cursor is not None:
             self.controller.leave_manual()
             self.show_current()
 
+    @saving
     def action_budget(self) -> None:
         budget = self.controller.extend_budget()
         self.notify(f"label budget raised to {budget}")
         self.show_current()
+        self.drive_training()
 
     # -- view actions --------------------------------------------------------------------------
     def set_pane_state(self, state: PaneState) -> None:
@@ -404,29 +495,58 @@ class GhostApp(App[None]):
     def training_running(self) -> bool:
         return self.training_worker is not None and self.training_worker.is_running
 
-    def action_retrain(self) -> None:
-        missing = self.controller.can_train()
-        if missing:
-            self.notify(f"cannot train yet: no label for {', '.join(missing)}", severity="warning")
+    def _model_line(self) -> str:
+        c = self.controller
+        if c.failure:
+            return f"training failed: {c.failure} (r retries)"
+        if c.model is None:
+            return "model: none yet"
+        return f"model {c.model.id} (round {c.model.round}) in use"
+
+    def drive_training(self) -> None:
+        """Cancel a stale training job; start the job the controller asks for."""
+        c = self.controller
+        if self.training_running():
+            if c.running_job_is_stale() and self.training_worker is not None:
+                self.notify("labels changed under the running training: restarting it", timeout=3)
+                self.training_worker.cancel()
             return
+        job = c.next_training()
+        if job is not None:
+            self.start_training(job)
+
+    def action_retrain(self) -> None:
         if self.training_running():
             self.notify("already training")
             return
-        self.start_training()
+        try:
+            self.controller.request_training()
+        except GhostError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.drive_training()
 
-    def start_training(self) -> None:
-        self.query_one(StatusPanel).training("training: starting", 0, None)
-        self.training_worker = self.train_in_background()
+    def action_promote(self) -> None:
+        try:
+            record = self.controller.promote()
+        except GhostError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(f"model {record.id} (round {record.round}) is now in use")
+        self.query_one(StatusPanel).training(self._model_line())
+        self.show_current()
 
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train_in_background(self) -> None:
-        import torch
+    def start_training(self, job: TrainingJob) -> None:
+        self.controller.training_started(job)
+        self.query_one(StatusPanel).training(f"training: {job.reason}", 0, None)
+        self.training_worker = self.train_in_background(job)
 
-        from ghosttui.loop.rounds import RoundUpdate, train_round
-        from ghosttui.model.train import TrainingCancelled
+    @work(thread=True, group="training", exit_on_error=False)
+    def train_in_background(self, job: TrainingJob) -> None:
+        from ghosttui.loop.rounds import RoundUpdate, TrainingCancelled, train_model
+        from ghosttui.model.device import cpu_threads
 
         worker = get_current_worker()
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core for the interface
         last = 0.0
 
         def progress(update: RoundUpdate) -> None:
@@ -439,33 +559,67 @@ class GhostApp(App[None]):
                 )
 
         try:
-            result = train_round(
-                self.session, progress=progress, should_stop=lambda: worker.is_cancelled
+            trained = train_model(
+                self.session,
+                job,
+                progress=progress,
+                should_stop=lambda: worker.is_cancelled,
+                threads=cpu_threads(reserve=1),  # leave a core for the interface
             )
         except TrainingCancelled:
+            self.post_message(TrainingStopped(job))
             return
         except GhostError as exc:
-            self.post_message(TrainingFailed(str(exc)))
+            self.post_message(TrainingStopped(job, str(exc)))
             return
-        self.post_message(TrainingFinished(result.round, result.probabilities, result.metrics))
+        self.post_message(TrainingFinished(trained))
 
     def on_training_progress(self, message: TrainingProgress) -> None:
         text = f"{message.stage}: {message.text}" if message.text else message.stage
         self.query_one(StatusPanel).training(text, message.done, message.total)
 
     def on_training_finished(self, message: TrainingFinished) -> None:
-        self.controller.on_trained(message.probabilities, message.round)
-        m = message.metrics
-        detail = f"val {m['val_accuracy']:.1%}" if m.get("val_accuracy") is not None else ""
-        self.query_one(StatusPanel).training(f"model round {message.round} ready {detail}")
-        self.notify(f"model round {message.round} ready: map and queue updated", timeout=3)
+        self.training_worker = None  # its last act was to post this message
+        self.save_unsaved()  # before the new model may replace the query it answers
+        try:
+            verdict = self.controller.training_finished(message.trained)
+        except StorageError as exc:
+            self.notify(f"cannot record the new model: {exc}", severity="error", timeout=8)
+            return
+        job = message.trained.job
+        if verdict.take:
+            self.notify(f"round {job.round} model in use: map and queue updated", timeout=3)
+        else:
+            self.notify(
+                f"round {job.round} model kept as a candidate: {verdict.reason} (p uses it)",
+                severity="warning",
+                timeout=6,
+            )
+        self.query_one(StatusPanel).training(self._model_line())
         self.show_current()
+        self.drive_training()
 
-    def on_training_failed(self, message: TrainingFailed) -> None:
-        self.query_one(StatusPanel).training(f"training failed: {message.error}")
-        self.notify(message.error, severity="error")
+    def on_training_stopped(self, message: TrainingStopped) -> None:
+        self.training_worker = None
+        if message.error is not None:
+            self.controller.training_failed(message.job, message.error)
+            self.notify(message.error, severity="error")
+        else:
+            self.controller.training_cancelled(message.job)
+        self.query_one(StatusPanel).training(self._model_line())
+        self.update_status()
+        self.drive_training()
 
     async def action_quit(self) -> None:
+        if not self.save_unsaved() and not self._quit_warned:
+            self._quit_warned = True
+            self.notify(
+                "one label is not saved (the disk refused it); free space and it is saved, "
+                "or press q again to quit without it",
+                severity="error",
+                timeout=12,
+            )
+            return
         if self.training_worker is not None:
             self.training_worker.cancel()
         self.exit()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 from textual.message import Message
+
+from ghosttui.loop.rounds import TrainedModel, TrainingJob
 
 
 class TrainingProgress(Message):
@@ -15,15 +14,17 @@ class TrainingProgress(Message):
 
 
 class TrainingFinished(Message):
-    def __init__(self, round: int, probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
+    def __init__(self, trained: TrainedModel) -> None:
         super().__init__()
-        self.round, self.probabilities, self.metrics = round, probabilities, metrics
+        self.trained = trained
 
 
-class TrainingFailed(Message):
-    def __init__(self, error: str) -> None:
+class TrainingStopped(Message):
+    """The job was cancelled (stale, or the app quits) or failed (``error``)."""
+
+    def __init__(self, job: TrainingJob, error: str | None = None) -> None:
         super().__init__()
-        self.error = error
+        self.job, self.error = job, error
 
 
 class PanePrepared(Message):

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ghosttui.errors import GhostError
+from ghosttui.files import atomic_output
 
 
 class ExternalViewer:
@@ -34,9 +35,9 @@ class ExternalViewer:
         if scale == 0:
             scale = max(1, 512 // max(rgb.shape[:2]))
         big = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}.png")
-        Image.fromarray(big).save(tmp, format="PNG")
-        os.replace(tmp, self.path)
+        # ghosttui's own scratch file: no session guard, no fsync (it is redrawn on every key)
+        with atomic_output(self.path, guard=False, durable=False) as tmp:
+            Image.fromarray(big).save(tmp, format="PNG")
         return self.path
 
     def open(self) -> str:

@@ -83,10 +83,31 @@ def test_different_settings_give_a_different_cache(sim_copy, cache_dir, other):
     assert sorted(cache_dir.iterdir()) == sorted([path, second.path])
 
 
-def test_different_load_options_give_a_different_cache(sim_copy):
-    first, _ = cache_path_for(sim_copy, OPTIONS, SETTINGS)
-    second, _ = cache_path_for(sim_copy, LoadOptions(dataset="/data"), SETTINGS)
+def test_load_options_that_select_other_data_give_a_different_cache(tmp_path):
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = np.ones((2, 2, 8, 8), np.uint16)
+        f["b"] = np.ones((2, 2, 8, 8), np.uint16)
+    first, _ = cache_path_for(path, LoadOptions(dataset="/a"), SETTINGS)
+    second, _ = cache_path_for(path, LoadOptions(dataset="/b"), SETTINGS)
     assert first != second
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        LoadOptions(dataset="/data"),
+        LoadOptions(dataset="data"),
+        LoadOptions(format="h5"),
+        LoadOptions(format="hdf5", dataset="/data", scan=(24, 16)),
+    ],
+    ids=["dataset", "dataset-no-slash", "format-alias", "everything-spelled-out"],
+)
+def test_options_naming_the_same_data_find_the_same_cache(sim_copy, options):
+    assert (
+        cache_path_for(sim_copy, options, SETTINGS)[0]
+        == cache_path_for(sim_copy, OPTIONS, SETTINGS)[0]
+    )
 
 
 def test_changed_data_gives_a_new_cache(sim_copy, cache_dir):
@@ -244,31 +265,52 @@ def test_fingerprint_depends_on_content_not_name(tmp_path):
     a.write_bytes(b"x" * 1000)
     b.write_bytes(b"x" * 1000)
     assert file_fingerprint(a) == file_fingerprint(b)
-    assert len(file_fingerprint(a)) == 32
+    assert file_fingerprint(a).startswith("xxh3-128:") and len(file_fingerprint(a)) == 9 + 32
     b.write_bytes(b"x" * 999 + b"y")
     assert file_fingerprint(a) != file_fingerprint(b)
 
 
-def test_fingerprint_of_large_files_samples_head_middle_and_tail(tmp_path, monkeypatch):
+def test_fingerprint_notices_a_change_anywhere_in_a_large_file(tmp_path):
+    path = tmp_path / "big.bin"
+    content = bytearray(np.random.default_rng(0).bytes(3 * fingerprint_module.BLOCK + 123))
+    path.write_bytes(content)
+    base = file_fingerprint(path)
+    # block edges, and the byte the former sampled fingerprint missed
+    for offset in (
+        0,
+        1500,
+        fingerprint_module.BLOCK - 1,
+        fingerprint_module.BLOCK,
+        len(content) - 1,
+    ):
+        changed = bytearray(content)
+        changed[offset] ^= 0xFF
+        path.write_bytes(changed)
+        assert file_fingerprint(path) != base, offset
+    path.write_bytes(content)
+    assert file_fingerprint(path) == base
+
+
+def test_sampled_fingerprint_of_former_sessions_is_unchanged(tmp_path, monkeypatch):
+    """Sessions made before full hashing recorded this; it must still compute the same."""
     monkeypatch.setattr(fingerprint_module, "WHOLE_FILE_LIMIT", 1000)
     monkeypatch.setattr(fingerprint_module, "SAMPLE_BYTES", 100)
     monkeypatch.setattr(fingerprint_module, "SAMPLES", 5)
     path = tmp_path / "big.bin"
     content = bytearray(np.random.default_rng(0).bytes(10_000))
     path.write_bytes(content)
-    base = file_fingerprint(path)
+    base = fingerprint_module.sampled_fingerprint(path)
+    assert len(base) == 32 and not fingerprint_module.is_full_fingerprint(base)
     # samples start at 0, 2475, 4950, 7425 and 9900; 100 bytes each
     for offset in (0, 2500, 4999, 7500, 9999):
         changed = bytearray(content)
         changed[offset] ^= 0xFF
         path.write_bytes(changed)
-        assert file_fingerprint(path) != base, offset
-    path.write_bytes(content + b"\x00")  # the size is part of the fingerprint
-    assert file_fingerprint(path) != base
+        assert fingerprint_module.sampled_fingerprint(path) != base, offset
     between = bytearray(content)
-    between[1500] ^= 0xFF  # outside every sample: the price of not hashing terabytes
+    between[1500] ^= 0xFF  # outside every sample: why full hashes replaced it
     path.write_bytes(between)
-    assert file_fingerprint(path) == base
+    assert fingerprint_module.sampled_fingerprint(path) == base
 
 
 # -- load options, part of every cache key ----------------------------------------------------

@@ -157,3 +157,105 @@ def test_preprocess_cache_dir_option(run_cli, sim_file, tmp_path, cache_dir):
     assert result.code == 0, result.err
     assert len(list(elsewhere.iterdir())) == 1
     assert list(cache_dir.iterdir()) == []
+
+
+def test_preprocess_shows_no_progress_bar_when_the_cache_is_ready(run_cli, sim_file):
+    first = run_cli("preprocess", sim_file, "--size", "16")
+    assert "preprocessing" in first.err and "384/384" in first.err  # the bar, at its end
+    second = run_cli("preprocess", sim_file, "--size", "16")
+    assert second.code == 0
+    assert "reused" in second.out
+    assert second.err == ""  # no empty "0/?" bar
+
+
+# -- info describes a file that needs an option to be one scan ---------------------------
+def test_info_describes_a_stack_and_names_the_scan_option(run_cli, tmp_path):
+    path = tmp_path / "stack.npy"
+    np.save(path, np.ones((12, 8, 8), np.float32))
+    result = run_cli("info", path)
+    assert result.code == 0, result.err
+    assert "NumPy .npy" in result.out
+    assert "(12, 8, 8)" in result.out and "float32" in result.out
+    assert "add --scan RXxRY with RX x RY = 12 patterns" in result.out
+    assert f"ghosttui info {path} --scan RXxRY" in result.out
+    assert result.err == ""
+
+
+def test_info_lists_several_4d_datasets_and_names_the_dataset_option(run_cli, tmp_path):
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as f:
+        f["one"] = np.ones((2, 3, 4, 4), np.uint16)
+        f["group/two"] = np.ones((5, 2, 8, 8), np.float32)
+        f["stack"] = np.ones((7, 4, 4), np.uint8)
+        f["image"] = np.ones((4, 4))
+    result = run_cli("info", path)
+    assert result.code == 0, result.err
+    rows = {line.split()[1]: line for line in result.out.splitlines() if line.startswith("│ /")}
+    assert set(rows) == {"/one", "/group/two", "/stack"}  # the 2D image cannot be a scan
+    assert "(2, 3, 4, 4)" in rows["/one"] and "uint16" in rows["/one"] and " 6 " in rows["/one"]
+    assert "(5, 2, 8, 8)" in rows["/group/two"] and "float32" in rows["/group/two"]
+    assert "(7, 4, 4)" in rows["/stack"] and " 7 " in rows["/stack"]
+    assert "add --dataset with one of the datasets above" in result.out
+    assert f"ghosttui info {path} --dataset /group/two" in result.out  # the first, in file order
+
+
+def test_info_keeps_the_units_of_a_prismatic_emd_file(run_cli):
+    path = DATA / "emd" / "Si100_4D.emd"
+    dataset = "/4DSTEM_simulation/data/datacubes/CBED_array_depth0000/datacube"
+    result = run_cli("info", path, "--dataset", dataset, "--no-preview")
+    assert result.code == 0, result.err
+    assert "R 0.5 nm/px, Q 0.1842 nm^-1/px" in result.out
+
+
+def test_info_on_nan_data_warns_in_words_not_with_a_numpy_warning(run_cli, tmp_path):
+    import warnings
+
+    path = tmp_path / "nan.npy"
+    data = np.random.default_rng(0).poisson(20, (6, 5, 16, 16)).astype(np.float32)
+    data[2, 3, 4, 5] = np.nan
+    data[4, 0, 0, 0] = np.inf
+    np.save(path, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would become an internal error
+        result = run_cli("info", path)
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert "2 of the patterns shown hold NaN or Inf (the first at (2, 3)" in result.out
+
+
+# -- usage lines and help --------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["new", "label", "status", "train", "predict", "export"])
+def test_usage_lines_name_arguments_in_capitals(run_cli, command):
+    result = run_cli(command, "--help")
+    assert result.code == 0, result.err
+    usage = next(line for line in result.out.splitlines() if "Usage:" in line)
+    expected = "[NAME]" if command == "status" else "NAME"
+    assert usage.split() == ["Usage:", "ghosttui", command, "[OPTIONS]", expected]
+
+
+def test_usage_error_shows_the_usage_line_without_braces(run_cli):
+    result = run_cli("label")
+    assert result.code == 2
+    assert "Usage: ghosttui label [OPTIONS] NAME" in result.err
+    assert "{" not in result.err
+
+
+def test_flags_show_no_type_in_help(run_cli):
+    for args in (["--help"], ["info", "--help"], ["labels", "--help"]):
+        result = run_cli(*args)
+        assert result.code == 0
+        assert "<bool>" not in result.out, args
+        assert "--help" in result.out
+    assert "<path>" in run_cli("info", "--help").out  # options that take a value keep theirs
+
+
+def test_simulate_help_states_the_simulators_defaults(run_cli):
+    from ghosttui.simulate import SimulationSettings
+    from ghosttui.simulate.compose import MultisliceSettings
+
+    out = " ".join(run_cli("simulate", "--help").out.split())
+    assert f"the simulator's, {SimulationSettings.ghost_strength:g}" in out
+    assert (
+        f"the simulator's, {SimulationSettings.dose:g}; multislice {MultisliceSettings.dose:g}"
+        in out
+    )

@@ -101,7 +101,7 @@ def test_bad_output_names(tmp_path):
 
 
 def test_failed_simulation_leaves_the_old_file(tmp_path, monkeypatch):
-    import ghosttui.simulate as simulate_module
+    import ghosttui.simulate.kinematic as simulate_module
 
     out = tmp_path / "scan.h5"
     out.write_bytes(b"an earlier result")
@@ -198,6 +198,7 @@ def ghost_scan(tmp_path_factory):
         }
 
 
+@pytest.mark.slow
 def test_ghost_disks_are_where_the_truth_says(ghost_scan):
     """Measure, in every pattern, the counts at the horizontal-ghost positions
     G + (1/2 + nudge) a* and the vertical-ghost positions G + (1/2 + nudge) b* (G a lattice
@@ -251,3 +252,17 @@ def test_ghost_disks_are_where_the_truth_says(ghost_scan):
         chosen = strong & (truth == cls)
         ratio = signal[chosen] / (strength[chosen] * bragg_signal[chosen])
         assert 0.7 < np.median(ratio) < 1.3, (CLASSES[cls], np.median(ratio))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_patches_geometry_has_non_polar_patches(seed):
+    """``patches``: stripes plus patches of the non-polar phase, far bigger than the walls."""
+    settings = SimulationSettings(scan=(60, 40), size=64, geometry="patches", seed=seed)
+    truth, strength = domain_truth(settings)
+    stripes, _ = domain_truth(
+        SimulationSettings(scan=(60, 40), size=64, geometry="stripes", seed=seed)
+    )
+    counts = np.bincount(truth.ravel(), minlength=3)
+    assert (counts >= 20).all(), counts
+    assert (truth == NONE).sum() > (stripes == NONE).sum() + 50  # the patches add non-polar area
+    assert (strength[truth == NONE] == 0).all() and strength.max() <= 1

@@ -15,7 +15,7 @@ from ghosttui.render.pane import META_KEY, PaneState, default_state
 from ghosttui.render.views import VIEWS
 from ghosttui.session.keys import PAGE
 from ghosttui.session.session import Session
-from ghosttui.session.settings import SamplingSpec
+from ghosttui.session.settings import ModelSpec, SamplingSpec
 from ghosttui.tui.app import GhostApp
 from ghosttui.tui.screens.goto import GoToScreen, parse_position
 from ghosttui.tui.widgets.pattern_view import PatternView
@@ -100,6 +100,7 @@ def test_undo_many_steps_reshows_each_undone_pattern(labelling_app):
 
 
 # -- the manual cursor ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_manual_cursor_labelling_and_back_to_the_queue(labelling_app):
     run = labelling_app("manual")
 
@@ -355,30 +356,85 @@ def test_keys_table_rebinds_actions_and_class_keys_win_clashes(labelling_app):
 
 
 # -- rounds and training ---------------------------------------------------------------------------
-def test_round_change_trains_in_the_background_and_updates_map_and_queue(labelling_app, sim_file):
+@pytest.mark.slow
+def test_a_model_trains_when_a_round_ends_never_per_label(labelling_app, sim_file):
     truth = sim_truth(sim_file)
-    run = labelling_app("rounds", sampling=SamplingSpec(budget=40))
+    run = labelling_app("rounds", sampling=SamplingSpec(budget=100))
+    session = run.session
 
     async def scenario(app, pilot):
-        for _ in range(60):  # label until a model has landed
-            if app.controller.prediction_round is not None:
-                break
-            if app.controller.current() is None:
-                await pilot.pause(0.2)
-                continue
+        round_one = session.store.pending_in_round(1)
+        assert round_one > 31
+        for _ in range(30):  # 30 labels into the first round: no training at all
             await pilot.press(answer(app, truth))
-            if app.training_running():
-                await app.workers.wait_for_complete()
-                await pilot.pause(0.2)
-        assert app.controller.prediction_round == 1
+            assert app.training_worker is None
+        assert session.store.models() == [] and app.controller.round == 1
         scan_map = app.query_one(ScanMap)
+        assert scan_map.map_layer == "labels"
+        while app.controller.round == 1:  # finish the round
+            await pilot.press(answer(app, truth))
+        assert app.training_running()  # exactly one job: round 1's
+        assert app.controller.next_training() is None
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        (model,) = session.store.models()
+        assert (model.round, model.state) == (1, "current")
+        assert model.up_to_event == session.store.round_plan(1).ended_event
         assert scan_map.probabilities is not None
-        assert scan_map.map_layer == "prediction"  # shown as soon as it lands
-        assert (run.session.dir / "checkpoints" / "round-0001.pt").exists()
-        assert app.controller.current() is not None  # the next round's queries
+        assert scan_map.map_layer == "prediction"  # the domain map is shown as soon as it lands
+        assert (session.dir / model.checkpoint).exists()
+        # round 2 (boundary midpoints) was queued at once, while the model trained
+        assert app.controller.current().source == "boundary"
+        await pilot.press("p")  # no candidate model: a notice, nothing changes
+        assert [(m.id, m.state) for m in session.store.models()] == [(model.id, "current")]
 
     run.run(scenario)
-    assert run.session.store.round == 2
+
+
+@pytest.mark.slow
+def test_the_app_runs_the_loop_the_bench_measures(labelling_app, sim_file, tmp_path):
+    """A simulated labeller pressing keys in the real app gives the bench's labels and map."""
+    from ghosttui.loop.bench import SimulatedLabeller, run_once
+
+    truth = sim_truth(sim_file)
+    classes = ["horizontal", "vertical", "none"]
+    budget, seed = 40, 2
+    bench = run_once(
+        sim_file, truth, classes, "hybrid", budget, seed, workdir=tmp_path, learner="logreg"
+    )
+    with Session.open(str(tmp_path / f"bench-hybrid-{budget}-{seed}"), writable=False) as done:
+        bench_labels = {pos: (lab.cls, lab.source) for pos, lab in done.store.labels().items()}
+        bench_models = [(m.round, m.up_to_event, m.state) for m in done.store.models()]
+
+    run = labelling_app(
+        "same",
+        model=ModelSpec(seed=seed, learner="logreg"),
+        sampling=SamplingSpec(strategy="hybrid", budget=budget, seed=seed),
+    )
+    labeller = SimulatedLabeller(truth, classes, seed=seed)
+    keys = {name: key for name, key in zip(classes, "hvn", strict=True)}
+
+    async def scenario(app, pilot):
+        for _ in range(500):
+            current = app.controller.current()
+            if current is None:
+                if app.controller.done and not app.training_running():
+                    break
+                await app.workers.wait_for_complete()  # an uncertainty round waits
+                await pilot.pause(0.05)
+                continue
+            await pilot.press(keys[labeller.answer(current)])
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        return app.controller.probabilities
+
+    probabilities = run.run(scenario)
+    store = run.session.store
+    app_labels = {pos: (lab.cls, lab.source) for pos, lab in store.labels().items()}
+    app_models = [(m.round, m.up_to_event, m.state) for m in store.models()]
+    assert app_labels == bench_labels
+    assert app_models == bench_models
+    assert float(np.mean(probabilities.argmax(-1) == truth)) == pytest.approx(bench.accuracy)
 
 
 def test_retrain_key_refuses_while_a_class_has_no_label(labelling_app):
@@ -412,7 +468,7 @@ def test_resume_after_quit_is_at_the_same_query_round_and_cursor(labelling_app):
     resumed_at, resumed_labels = run.run(second)
     assert resumed_at == where
     assert resumed_labels.keys() == labels.keys()
-    assert run.session.store.round == 1
+    assert run.session.store.round == 1 and run.session.store.models() == []
 
 
 def test_resume_in_manual_mode_keeps_the_cursor(labelling_app):
@@ -451,6 +507,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(labelling_app):
     run = labelling_app("killed")
     run.session.close()

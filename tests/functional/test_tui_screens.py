@@ -93,6 +93,7 @@ def _wait_for(socket: Path, text: str, timeout: float = 40.0, escapes: bool = Fa
     raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
 
 
+@pytest.mark.slow
 @pytest.mark.tmux
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_real_app_in_tmux(tmp_path, sim_file, sessions_dir, cache_dir):

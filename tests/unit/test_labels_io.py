@@ -211,5 +211,5 @@ def test_export_of_a_missing_folder_is_a_one_line_error(run_cli, make_session, t
     make_session("s").close()
     assert_one_line_error(
         run_cli("labels", "export", "s", tmp_path / "no" / "such" / "dir.csv"),
-        "cannot write labels",
+        "cannot write: folder does not exist",
     )

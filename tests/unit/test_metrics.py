@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ghosttui.metrics import accuracy, changed_fraction, cohen_kappa, wilson_interval
-from ghosttui.sampling.stopping import MAX_CHANGED, MIN_KAPPA, stability
+from ghosttui.sampling.stopping import MAX_CHANGED, MIN_KAPPA, RULE, stability
 
 
 # -- Wilson interval ----------------------------------------------------------------------------
@@ -68,28 +68,25 @@ def test_changed_fraction_and_accuracy():
     assert np.isnan(accuracy(np.array([]), np.array([])))
 
 
-# -- the stopping signal ------------------------------------------------------------------------
-def round_(changed=None, kappa=None, holdout=None):
-    metrics = {"val_accuracy": 0.9}
-    if changed is not None:
-        metrics.update(changed_fraction=changed, kappa_previous=kappa)
-    if holdout is not None:
-        metrics["holdout_accuracy"] = holdout
-    return {"round": 0, "metrics": metrics}
+# -- the stopping rule ---------------------------------------------------------------------------
+NARROW = (0.80, 1.0)  # a holdout interval 20 points wide
 
 
-def test_stability_needs_two_rounds():
-    assert stability([]).verdict == "not yet"
-    first = stability([round_(holdout=0.8)])
+def change(changed=None, kappa=None):
+    return {} if changed is None else {"changed_fraction": changed, "kappa_previous": kappa}
+
+
+def test_stability_needs_two_models():
+    assert stability([], NARROW).verdict == "not yet"
+    first = stability([change()], NARROW)
     assert first.verdict == "not yet" and not first.stable
-    assert first.holdout == 0.8
 
 
 @pytest.mark.parametrize(
     ("history", "verdict"),
     [
         ([(0.30, 0.50)], "changing"),
-        ([(0.005, 0.99)], "settling"),  # one settled comparison is not enough
+        ([(0.005, 0.99)], "settling"),  # one settled change is not enough
         ([(0.005, 0.99), (0.004, 0.995)], "stable"),
         ([(0.2, 0.6), (0.005, 0.99), (0.004, 0.995)], "stable"),
         ([(0.005, 0.99), (0.004, 0.995), (0.05, 0.9)], "changing"),  # moved again
@@ -100,8 +97,8 @@ def test_stability_needs_two_rounds():
     ],
 )
 def test_stability_verdicts(history, verdict):
-    rounds = [round_()] + [round_(c, k) for c, k in history]
-    result = stability(rounds)
+    changes = [change()] + [change(c, k) for c, k in history]
+    result = stability(changes, NARROW)
     assert result.verdict == verdict, result
     assert result.stable == (verdict == "stable")
     changed, kappa = history[-1]
@@ -109,15 +106,22 @@ def test_stability_verdicts(history, verdict):
     assert f"{changed:.2%}" in result.reason
 
 
+def test_a_settled_map_is_not_stable_while_the_holdout_interval_is_wide():
+    changes = [change(), change(0.001, 0.999), change(0.001, 0.999)]
+    assert stability(changes, (0.55, 0.98)).verdict == "settling"  # 43 points wide
+    assert stability(changes, None).verdict == "settling"  # no holdout at all
+    assert "no holdout" in stability(changes, None).reason
+    assert stability(changes, (0.72, 1.0)).verdict == "stable"  # 10 of 10 right: 28 points
+    assert stability(changes, (0.72, 1.0), max_ci_width=0.2).verdict == "settling"
+
+
 def test_stability_patience_and_limits_are_parameters():
-    rounds = [round_(), round_(0.03, 0.9), round_(0.02, 0.92)]
-    assert stability(rounds).verdict == "changing"
-    assert stability(rounds, max_changed=0.05, min_kappa=0.85).verdict == "stable"
-    assert stability(rounds, max_changed=0.05, min_kappa=0.85, patience=3).verdict == "settling"
+    changes = [change(), change(0.03, 0.9), change(0.02, 0.92)]
+    assert stability(changes, NARROW).verdict == "changing"
+    assert stability(changes, NARROW, max_changed=0.05, min_kappa=0.85).verdict == "stable"
+    loose = stability(changes, NARROW, max_changed=0.05, min_kappa=0.85, patience=3)
+    assert loose.verdict == "settling"
 
 
-def test_stability_reports_the_latest_holdout_accuracy():
-    rounds = [round_(holdout=0.7), round_(0.001, 0.999, holdout=0.93)]
-    result = stability(rounds)
-    assert result.holdout == 0.93
-    assert "holdout accuracy 93.0%" in result.reason
+def test_the_rule_is_stated_with_its_numbers():
+    assert f"{MAX_CHANGED:.1%}" in RULE and str(MIN_KAPPA) in RULE and "30%" in RULE

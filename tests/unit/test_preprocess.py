@@ -9,13 +9,14 @@ import pytest
 
 from ghosttui.data import open_scan
 from ghosttui.errors import DataError
-from ghosttui.patterns.preprocess import (
+from ghosttui.patterns.detector import (
     DetectorSurvey,
-    PatternPipeline,
     find_bad_pixels,
     find_direct_beam,
+    repair_hot_pixels,
     survey,
 )
+from ghosttui.patterns.preprocess import PatternPipeline
 from ghosttui.patterns.settings import PreprocessSettings, parse_crop
 
 
@@ -154,6 +155,35 @@ def test_hot_pixels_are_replaced_by_their_neighbours(scan_with_bad_pixels):
     for r, c in HOT + DEAD:
         untouched[r, c] = False
     assert np.array_equal(cleaned[:, untouched], data[:, untouched].astype(np.float32))
+
+
+def test_the_numpy_repair_is_the_pipelines_repair(scan_with_bad_pixels):
+    """`ghosttui info` repairs bad pixels without torch; the result equals the cache's."""
+    path, data = scan_with_bad_pixels
+    settings = PreprocessSettings()
+    with open_scan(path) as scan:
+        detector = survey(scan, settings)
+    assert len(detector.hot_pixels) == len(HOT + DEAD)
+    torch_repaired = PatternPipeline(settings, detector).to_tensor(data).numpy()
+    numpy_repaired = repair_hot_pixels(data, detector)
+    assert numpy_repaired.dtype == np.float32
+    assert np.allclose(numpy_repaired, torch_repaired, rtol=1e-6)
+    assert not np.allclose(numpy_repaired, data)  # there was something to repair
+
+
+def test_quick_preview_equals_the_caches_virtual_images(scan_with_bad_pixels, cache_dir):
+    from ghosttui.data import LoadOptions
+    from ghosttui.patterns.cache import open_or_build
+    from ghosttui.patterns.preview import quick_virtual_images
+
+    path, _ = scan_with_bad_pixels
+    with open_scan(path) as scan:
+        preview = quick_virtual_images(scan)
+    with open_or_build(path, LoadOptions(), PreprocessSettings()) as cache:
+        # the cache surveys more patterns, but on 30 patterns both surveys see them all
+        assert np.allclose(preview.vbf, cache.vbf, rtol=1e-5)
+        assert np.allclose(preview.adf, cache.adf, rtol=1e-5)
+    assert preview.step == 1 and preview.non_finite == 0
 
 
 def test_find_bad_pixels_ignores_a_diffraction_disk():

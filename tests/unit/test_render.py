@@ -46,3 +46,15 @@ def test_equal_neighbours_share_one_segment():
 def test_ascii_ramp_rows_are_averaged_in_pairs():
     unit = np.array([[0.0, 1.0], [0.0, 1.0], [0.5, 0.5]])  # an odd last row pairs with itself
     assert [line[0].text for line in ascii_lines(unit)] == [" @", "++"]
+
+
+def test_colourise_draws_nan_as_the_darkest_colour_without_a_warning():
+    import warnings
+
+    from ghosttui.render.colour import LUTS, colourise
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rgb = colourise(np.array([[np.nan, 0.0, 1.0]]), "inferno")
+    assert rgb[0, 0].tolist() == rgb[0, 1].tolist() == LUTS["inferno"][0].tolist()
+    assert rgb[0, 2].tolist() == LUTS["inferno"][255].tolist()

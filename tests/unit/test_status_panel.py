@@ -22,12 +22,11 @@ INFO = StatusInfo(
     pending=41,
     plan="uncertainty round 5 of 9, margin",
     model_round=11,
-    metrics={
-        "val_accuracy": 0.985,
-        "holdout_accuracy": 0.971,
-        "holdout_ci": (0.95, 0.99),
-        "holdout_n": 100,
-    },
+    model_id=14,
+    candidates=1,
+    holdout_accuracy=0.971,
+    holdout_ci=(0.95, 0.99),
+    holdout_n=100,
     stability="settling",
     stability_reason="0.8% of the map changed in the last round",
     recent=[(205, 33, "vertical", "#00ff00"), (108, 0, "none", "#ff0000")],
@@ -39,7 +38,7 @@ def test_figures_stay_whole_at_every_panel_width(width):
     console = Console(width=width, color_system=None, record=True)
     console.print(status_renderable(INFO))
     lines = console.export_text().splitlines()
-    for figure in ["(126, 33)", "225/250", "95%-99% (n=100)", "97.1%", "98.5%", "(108,0)n"]:
+    for figure in ["(126, 33)", "225/250", "95%-99% (n=100)", "97.1%", "14 (round 11)", "(108,0)n"]:
         assert any(figure in line for line in lines), (figure, lines)
 
 

@@ -26,7 +26,7 @@ def db_path(tmp_path):
 
 @pytest.fixture
 def store(db_path):
-    store = LabelStore(db_path, SHAPE, list(CLASSES))
+    store = LabelStore(db_path, SHAPE, list(CLASSES), mode="create")
     yield store
     store.close()
 
@@ -126,7 +126,7 @@ while True:
 
 
 def test_labels_survive_kill_9(db_path):
-    LabelStore(db_path, SHAPE, list(CLASSES)).close()  # schema in place before the race
+    LabelStore(db_path, SHAPE, list(CLASSES), mode="create").close()  # schema before the race
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(db_path)],
         stdout=subprocess.PIPE,
@@ -306,18 +306,98 @@ def test_import_labels_is_one_transaction_and_relabels_existing(store):
     assert [e.kind for e in store.events()] == ["label", "relabel", "label"]
 
 
-def test_finish_round_advances_the_round_and_stamps_new_events(store):
-    assert store.round == 1
-    store.label(0, 0, "none", "grid")
-    store.finish_round(1, "checkpoints/round-0001.pt", {"val_accuracy": 0.5})
+def test_a_planned_round_queues_its_queries_and_stamps_new_events(store):
+    assert store.round == 1 and store.round_plans() == []
+    store.plan_round(1, [(0, 0, "grid", 0.0), (1, 1, "holdout", 0.0)], "grid", {"phase": "grid"})
+    assert store.round == 1 and store.pending_in_round(1) == 2
+    first, second = store.pending()
+    store.label(0, 0, "none", "grid", queue_item=first.id)
+    end = store.label(1, 1, "vertical", "holdout", queue_item=second.id)
+    assert store.pending_in_round(1) == 0
+    assert store.last_answer_in_round(1) == end.id
+    store.end_round(1, end.id)
+    store.plan_round(2, [(2, 2, "boundary", 0.0)], "boundary", {"phase": "boundary"})
     assert store.round == 2
-    event = store.label(1, 0, "none", "uncertainty")
-    assert event.round == 2
-    assert store.labels()[(0, 0)].round == 1
-    rounds = store.rounds()
-    assert [(r["round"], r["checkpoint"], r["metrics"]) for r in rounds] == [
-        (1, "checkpoints/round-0001.pt", {"val_accuracy": 0.5})
+    event = store.label(2, 2, "none", "boundary", queue_item=store.pending()[0].id)
+    assert event.round == 2 and store.labels()[(0, 0)].round == 1
+    plans = store.round_plans()
+    assert [(p.round, p.message, p.ended) for p in plans] == [
+        (1, "grid", True),
+        (2, "boundary", False),
     ]
+    assert plans[0].schedule == {"phase": "grid"} and plans[0].ended_event == end.id
+
+
+def test_reopening_a_round_forgets_later_rounds(store):
+    store.plan_round(1, [(0, 0, "grid", 0.0)], "grid", {"phase": "grid"})
+    end = store.label(0, 0, "none", "grid", queue_item=store.pending()[0].id)
+    store.end_round(1, end.id)
+    store.plan_round(2, [(1, 1, "boundary", 0.0), (2, 2, "boundary", 0.0)], "b", {"phase": "b"})
+    assert store.reopen_round(1) == 1
+    assert store.round == 1 and store.pending() == []  # round 2's queries are dropped
+    assert [(p.round, p.ended) for p in store.round_plans()] == [(1, False)]
+
+
+def test_labels_at_replays_the_log_up_to_an_event(store):
+    a = store.label(0, 0, "none", "grid")
+    b = store.label(0, 0, "vertical", "manual")
+    store.undo()
+    assert {k: v.cls for k, v in store.labels_at(a.id).items()} == {(0, 0): "none"}
+    assert {k: v.cls for k, v in store.labels_at(b.id).items()} == {(0, 0): "vertical"}
+    assert {k: v.cls for k, v in store.labels().items()} == {(0, 0): "none"}
+
+
+def test_a_new_current_model_retires_the_last(store):
+    def add(state: str, round: int):
+        return store.add_model(
+            round=round,
+            up_to_event=1,
+            labels_digest=f"d{round}",
+            checkpoint=f"checkpoints/{round}.pt",
+            predictions=f"predictions/{round}.h5",
+            state=state,
+            reason="test",
+            metrics={"labels": round},
+        )
+
+    first = add("current", 1)
+    candidate = add("candidate", 2)
+    assert store.current_model().id == first.id
+    third = add("current", 3)
+    assert [m.state for m in store.models()] == ["retired", "candidate", "current"]
+    store.set_model_state(candidate.id, "current", "promoted by hand")
+    assert store.current_model().id == candidate.id and store.model(third.id).state == "retired"
+    assert store.model(candidate.id).reason == "promoted by hand"
+    with pytest.raises(ValueError):
+        add("bogus", 4)
+
+
+def test_trained_rounds_of_an_old_database_become_models(tmp_path):
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE rounds (round INTEGER PRIMARY KEY, finished REAL NOT NULL,"
+        " checkpoint TEXT, metrics TEXT);"
+    )
+    for r in (1, 2):
+        db.execute(
+            "INSERT INTO rounds VALUES (?, ?, ?, ?)",
+            (r, 1.0, f"checkpoints/round-{r:04d}.pt", json.dumps({"labels_digest": f"d{r}"})),
+        )
+    db.commit()
+    db.close()
+    store = LabelStore(path, (4, 4), list(CLASSES))
+    models = store.models()
+    assert [(m.round, m.state, m.checkpoint, m.labels_digest) for m in models] == [
+        (1, "retired", "checkpoints/round-0001.pt", "d1"),
+        (2, "current", "checkpoints/round-0002.pt", "d2"),
+    ]
+    assert models[1].predictions == "predictions/round-0002.h5"
+    store.close()
+    assert len(LabelStore(path, (4, 4), list(CLASSES)).models()) == 2  # migrated once
 
 
 def test_label_arrays_leave_out_holdout_unless_asked(store):
@@ -332,7 +412,7 @@ def test_label_arrays_leave_out_holdout_unless_asked(store):
     assert positions.tolist() == [[0, 5], [1, 2], [3, 1]]
     assert classes.tolist() == [0, 1, 2]
     assert "holdout" in sources
-    empty = LabelStore(store.path.with_name("empty.sqlite"), SHAPE, list(CLASSES))
+    empty = LabelStore(store.path.with_name("empty.sqlite"), SHAPE, list(CLASSES), mode="create")
     try:
         positions, classes, _ = empty.label_arrays()
         assert positions.shape == (0, 2) and classes.dtype == np.int64
@@ -355,7 +435,7 @@ def test_meta_round_trips_json(store):
     ids=["garbage", "truncated"],
 )
 def test_a_corrupt_database_is_a_session_error(db_path, damage):
-    store = LabelStore(db_path, SHAPE, list(CLASSES))
+    store = LabelStore(db_path, SHAPE, list(CLASSES), mode="create")
     for i in range(50):
         store.label(i % 24, i % 16, CLASSES[i % 3], "manual")
     store.close()

@@ -43,9 +43,15 @@ class StatusInfo:
     pending: int = 0
     plan: str = ""
     model_round: int | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    model_id: int | None = None
+    model_stale: bool = False
+    candidates: int = 0
+    holdout_accuracy: float | None = None
+    holdout_ci: tuple[float, float] | None = None
+    holdout_n: int = 0
     stability: str = ""
     stability_reason: str = ""
+    stopping_rule: str = ""
     recent: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
@@ -71,7 +77,7 @@ def status_renderable(info: StatusInfo) -> Group:
             rows.add_row("label", info.current_label)
     parts.append(rows)
     if info.position is None:
-        parts.append(Text("no query: budget reached or waiting for the model", style="dim"))
+        parts.append(Text("no query now", style="dim"))
     table = Table.grid(padding=(0, 1))
     table.add_column(justify="left", no_wrap=True, overflow="ellipsis")
     table.add_column(justify="right", no_wrap=True)
@@ -90,26 +96,38 @@ def status_renderable(info: StatusInfo) -> Group:
     figures.add_column(no_wrap=True, overflow="ellipsis")
     figures.add_row("training", f"{info.training_labels}/{info.budget}")
     figures.add_row("queue", str(info.pending))
-    m = info.metrics
-    if info.model_round is not None:
-        figures.add_row(Text("model", style="bold"), f"round {info.model_round}")
-        if m.get("val_accuracy") is not None:
-            figures.add_row("val", f"{m['val_accuracy']:.1%}")
-        if "holdout_accuracy" in m:
-            lo, hi = m["holdout_ci"]
-            figures.add_row("holdout", f"{m['holdout_accuracy']:.1%}")
-            figures.add_row("95% CI", f"{lo:.0%}-{hi:.0%} (n={m['holdout_n']})")
+    if info.model_id is not None:
+        figures.add_row(Text("model", style="bold"), f"{info.model_id} (round {info.model_round})")
+        if info.model_stale:
+            figures.add_row("", Text("stale", style="yellow"))
+        if info.holdout_accuracy is None or not info.holdout_n:
+            figures.add_row("holdout", "- (no labels)")
+        else:
+            figures.add_row("holdout", f"{info.holdout_accuracy:.1%}")
+            if info.holdout_ci is not None:
+                lo, hi = info.holdout_ci
+                figures.add_row("95% CI", f"{lo:.0%}-{hi:.0%} (n={info.holdout_n})")
     else:
         figures.add_row("model", "none yet")
     verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
         info.stability, "dim"
     )
-    figures.add_row(Text("stability", style="bold"), Text(info.stability, style=verdict_style))
+    figures.add_row(Text("stopping", style="bold"), Text(info.stability, style=verdict_style))
     parts.append(figures)
+    if info.model_stale:
+        parts.append(Text("the model was trained on labels since undone or changed", style="dim"))
+    if info.model_id is None:
+        parts.append(Text("one trains when this round ends", style="dim"))
+    if info.candidates:
+        parts.append(
+            Text(f"{info.candidates} candidate model(s) not used: p promotes", style="yellow")
+        )
     if info.plan:
         parts.append(Text(info.plan, style="italic dim"))
     if info.stability_reason:
         parts.append(Text(info.stability_reason, style="dim"))
+    if info.stopping_rule:
+        parts.append(Text(info.stopping_rule, style="dim italic"))
     if info.recent:
         recent = Text("recent ", style="dim")
         for rx, ry, cls, colour in info.recent[-4:]:

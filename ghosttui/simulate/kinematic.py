@@ -1,4 +1,4 @@
-"""Synthetic boracite-like 4D-STEM scans with their ground truth.
+"""Synthetic boracite-like 4D-STEM scans with their ground truth (``--physics kinematic``).
 
 Physics kept (each matters to a classifier or to a human labeller):
 
@@ -24,7 +24,6 @@ deterministic per seed.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,10 +33,18 @@ import torch
 
 from ghosttui.data.layout import write_flat
 from ghosttui.errors import GhostError
+from ghosttui.files import atomic_output, hdf5_file
+from ghosttui.simulate.detector import detector_model
+from ghosttui.simulate.layouts import (
+    CLASSES,
+    GEOMETRIES,
+    HORIZONTAL,
+    NONE,
+    VERTICAL,
+    layout,
+    smooth_fields,
+)
 
-CLASSES = ("horizontal", "vertical", "none")
-HORIZONTAL, VERTICAL, NONE = 0, 1, 2
-GEOMETRIES = ("wall", "stripes", "needles")
 FORMAT_VERSION = 1
 
 
@@ -60,72 +67,12 @@ class SimulationSettings:
             )
         if self.size < 32:
             raise GhostError(f"--size must be at least 32 detector pixels (got {self.size})")
+        if not math.isfinite(self.dose) or self.dose <= 0:
+            raise GhostError(f"--dose must be a positive number of electrons (got {self.dose:g})")
         if min(self.scan) < 4:
             raise GhostError(f"--scan must be at least 4x4 (got {self.scan[0]}x{self.scan[1]})")
         if len(self.classes) != 3 or len(set(self.classes)) != 3:
             raise GhostError("simulated scans have exactly three distinct classes")
-
-
-# -- domain geometry ------------------------------------------------------------------
-def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
-    """0 at a wall's edge, rising to 1 ``width`` positions into the domain."""
-    return np.clip(distance / width, 0.0, 1.0) ** 0.8
-
-
-def _wall(rx: np.ndarray, ry: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
-    n_rx, n_ry = shape
-    p1, p2, p3 = rng.uniform(0, 2 * np.pi, 3)
-    centre = (
-        0.5 * n_rx
-        + 0.03 * n_rx * np.sin(2 * np.pi * ry / (1.3 * n_ry) + p1)
-        + 0.012 * n_rx * np.sin(2 * np.pi * ry / (0.45 * n_ry) + p2)
-    )
-    half = 2.0 + 1.5 * (1 + np.sin(2 * np.pi * ry / (0.8 * n_ry) + p3)) / 2  # 5-8 positions thick
-    d = rx - centre
-    truth = np.where(d < -half, VERTICAL, np.where(d > half, HORIZONTAL, NONE))
-    strength = _ramp(np.abs(d) - half, 6.0)
-    return truth, strength
-
-
-def _stripes(rx: np.ndarray, ry: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
-    n_rx, n_ry = shape
-    angle = np.deg2rad(rng.uniform(25, 45))
-    period = max(12.0, 0.3 * math.sqrt(n_rx * n_ry))
-    phase, wave = rng.uniform(0, 2), rng.uniform(0, 2 * np.pi)
-    u = rx * np.cos(angle) + ry * np.sin(angle) + 1.5 * np.sin(2 * np.pi * rx / (0.6 * n_rx) + wave)
-    s = (2 * u / period + phase) % 2.0
-    domain = np.floor(s).astype(int)
-    frac = s - domain
-    dist = np.minimum(frac, 1 - frac) * period / 2  # positions to the nearest wall
-    half = 0.7
-    truth = np.where(dist < half, NONE, np.where(domain == 0, HORIZONTAL, VERTICAL))
-    strength = _ramp(dist - half, 2.5)
-    return truth, strength
-
-
-def _needles(rx: np.ndarray, ry: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
-    n_rx, n_ry = shape
-    inside = np.full(shape, -np.inf)  # signed distance into the nearest needle (positions)
-    count = max(2, round(n_rx * n_ry / 1400))
-    for i in range(count):
-        from_top = i % 2 == 0
-        base_ry = rng.uniform(0.1, 0.9) * n_ry
-        base = np.array([0.0 if from_top else n_rx - 1.0, base_ry])
-        tilt = np.deg2rad(rng.uniform(-12, 12))
-        axis = np.array([np.cos(tilt), np.sin(tilt)]) * (1 if from_top else -1)
-        length = rng.uniform(0.3, 0.65) * n_rx
-        width = rng.uniform(2.0, 4.0)
-        vx, vy = rx - base[0], ry - base[1]
-        along = vx * axis[0] + vy * axis[1]
-        across = np.abs(-vx * axis[1] + vy * axis[0])
-        half_width = width * (1 - along / length)
-        valid = (along >= 0) & (along <= length)
-        depth = np.where(valid, half_width - across, -np.inf)
-        inside = np.maximum(inside, depth)
-    half = 0.6
-    truth = np.where(inside > half, VERTICAL, np.where(inside > -half, NONE, HORIZONTAL))
-    strength = _ramp(np.abs(inside) - half, 2.5)
-    return truth, strength
 
 
 def domain_truth(settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +83,7 @@ def domain_truth(settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
         np.arange(settings.scan[1], dtype=float),
         indexing="ij",
     )
-    geometry = {"wall": _wall, "stripes": _stripes, "needles": _needles}[settings.geometry]
-    truth, strength = geometry(rx, ry, settings.scan, rng)
+    truth, strength = layout(settings.geometry, rx, ry, settings.scan, rng)
     strength = np.where(truth == NONE, 0.0, strength)
     return truth.astype(np.int8), strength.astype(np.float32)
 
@@ -209,48 +155,7 @@ def _crystal(settings: SimulationSettings) -> _Crystal:
 
 def _smooth_fields(settings: SimulationSettings, count: int) -> np.ndarray:
     """``count`` smooth random fields over the scan, each scaled to [-1, 1]."""
-    rng = np.random.default_rng([settings.seed, 3])
-    n_rx, n_ry = settings.scan
-    rx, ry = np.meshgrid(np.arange(n_rx) / n_rx, np.arange(n_ry) / n_ry, indexing="ij")
-    fields = np.empty((count, n_rx, n_ry))
-    for i in range(count):
-        f = np.zeros((n_rx, n_ry))
-        for _ in range(4):
-            fx, fy = rng.uniform(0.2, 1.5, 2) * rng.choice([-1, 1], 2)
-            f += rng.uniform(0.5, 1) * np.sin(
-                2 * np.pi * (fx * rx + fy * ry) + rng.uniform(0, 2 * np.pi)
-            )
-        fields[i] = f / max(1e-9, np.abs(f).max())
-    return fields
-
-
-@dataclass
-class _Detector:
-    gain: np.ndarray  # (Q, Q)
-    hot_index: np.ndarray  # flat indices
-    hot_counts: np.ndarray
-    dead_index: np.ndarray
-
-
-def _detector(settings: SimulationSettings) -> _Detector:
-    q = settings.size
-    rng = np.random.default_rng([settings.seed, 4])
-    gain = np.clip(rng.normal(1.0, 0.04, (q, q)), 0.8, 1.2)
-    quads = rng.uniform(0.97, 1.03, 4)
-    h = q // 2
-    gain[:h, :h] *= quads[0]
-    gain[:h, h:] *= quads[1]
-    gain[h:, :h] *= quads[2]
-    gain[h:, h:] *= quads[3]
-    n_hot = max(4, round(q * q * 2e-4))
-    n_dead = max(2, round(q * q * 5e-5))
-    picks = rng.choice(q * q, n_hot + n_dead, replace=False)
-    return _Detector(
-        gain=gain.astype(np.float32),
-        hot_index=picks[:n_hot],
-        hot_counts=rng.uniform(100, 2000, n_hot).astype(np.float32),
-        dead_index=picks[n_hot:],
-    )
+    return smooth_fields(settings.scan, count, np.random.default_rng([settings.seed, 3]))
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -283,7 +188,7 @@ class _Renderer:
     def __init__(self, settings: SimulationSettings) -> None:
         self.settings = settings
         self.crystal = _crystal(settings)
-        self.detector = _detector(settings)
+        self.detector = detector_model(settings.size, settings.seed)
         self.truth, self.strength = domain_truth(settings)
         q = settings.size
         fields = _smooth_fields(settings, 7)
@@ -369,15 +274,7 @@ class _Renderer:
             * torch.from_numpy(dose.astype(np.float32))[:, :, None]
             / diffuse.sum((1, 2), keepdim=True)
         )
-        lam = (image + diffuse) * torch.from_numpy(d.gain)
-        lam.view(n, -1)[:, torch.from_numpy(d.dead_index)] = 0.0
-        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
-        counts = torch.poisson(lam, generator=generator)
-        hot = torch.from_numpy(d.hot_counts)
-        counts.view(n, -1)[:, torch.from_numpy(d.hot_index)] += torch.poisson(
-            hot.expand(n, -1).contiguous(), generator=generator
-        )
-        return counts.clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
+        return d.record(image + diffuse, seed)
 
 
 def _neighbour_index(hk: np.ndarray, step: tuple[int, int]) -> np.ndarray:
@@ -396,8 +293,6 @@ def simulate(
 
     The file appears only when complete (written to a temporary name, then renamed).
     """
-    import h5py
-
     out = Path(out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise GhostError("simulate writes HDF5; give an output name ending in .h5", out)
@@ -410,38 +305,36 @@ def simulate(
     batch = max(1, 8192 * 128 * 128 // (q * q) // 32)  # ~ 32 MiB of float32 per batch
     seeds = np.random.SeedSequence([settings.seed, 6]).spawn((total + batch - 1) // batch)
     c = renderer.crystal
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["ghosttui_simulation"] = FORMAT_VERSION
-            data = f.create_dataset("data", (n_rx, n_ry, q, q), dtype="uint16")
-            data.attrs["R_pixel_size"] = 1.0
-            data.attrs["R_pixel_units"] = "nm"
-            data.attrs["Q_pixel_size"] = (1 / 12.1) / float(np.linalg.norm(c.a_star))
-            data.attrs["Q_pixel_units"] = "A^-1"
-            for i, start in enumerate(range(0, total, batch)):
-                stop = min(total, start + batch)
-                counts = renderer.render(start, stop, seeds[i])
-                write_flat(data, start, counts, n_ry)
-                if progress is not None:
-                    progress(stop, total)
-            truth = f.create_dataset("truth", data=renderer.truth)
-            truth.attrs["classes"] = ",".join(settings.classes)
-            f.create_dataset("ghost_strength", data=renderer.ghost.astype(np.float32))
-            f.create_dataset("origin", data=renderer.origin.astype(np.float32))
-            sim = f.create_group("simulation")
-            for key, value in asdict(settings).items():
-                sim.attrs[key] = list(value) if isinstance(value, tuple) else value
-            sim.attrs["a_star"] = c.a_star
-            sim.attrs["b_star"] = c.b_star
-            sim.attrs["disk_radius"] = c.disk_radius
-            sim.attrs["ghost_nudge"] = 0.06
-            sim.attrs["hot_pixels"] = renderer.detector.hot_index
-            sim.attrs["axes"] = "data is (Rx, Ry, Qx, Qy); horizontal = along Qy (image columns)"
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    if truth_npy is not None:
-        np.save(truth_npy, renderer.truth)
+    reserve = total * q * q * 2 + total * 16 + (1 << 20)
+    with atomic_output(out, reserve=reserve) as tmp, hdf5_file(tmp) as output:
+        f = output.file
+        f.attrs["ghosttui_simulation"] = FORMAT_VERSION
+        data = f.create_dataset("data", (n_rx, n_ry, q, q), dtype="uint16")
+        data.attrs["R_pixel_size"] = 1.0
+        data.attrs["R_pixel_units"] = "nm"
+        data.attrs["Q_pixel_size"] = (1 / 12.1) / float(np.linalg.norm(c.a_star))
+        data.attrs["Q_pixel_units"] = "A^-1"
+        for i, start in enumerate(range(0, total, batch)):
+            stop = min(total, start + batch)
+            counts = renderer.render(start, stop, seeds[i])
+            write_flat(data, start, counts, n_ry)
+            output.check()
+            if progress is not None:
+                progress(stop, total)
+        truth = f.create_dataset("truth", data=renderer.truth)
+        truth.attrs["classes"] = ",".join(settings.classes)
+        f.create_dataset("ghost_strength", data=renderer.ghost.astype(np.float32))
+        f.create_dataset("origin", data=renderer.origin.astype(np.float32))
+        sim = f.create_group("simulation")
+        for key, value in asdict(settings).items():
+            sim.attrs[key] = list(value) if isinstance(value, tuple) else value
+        sim.attrs["a_star"] = c.a_star
+        sim.attrs["b_star"] = c.b_star
+        sim.attrs["disk_radius"] = c.disk_radius
+        sim.attrs["ghost_nudge"] = 0.06
+        sim.attrs["hot_pixels"] = renderer.detector.hot_index
+        sim.attrs["axes"] = "data is (Rx, Ry, Qx, Qy); horizontal = along Qy (image columns)"
+        if truth_npy is not None:  # in place first: the scan never appears without it
+            with atomic_output(truth_npy) as truth_tmp, open(truth_tmp, "wb") as handle:
+                np.save(handle, renderer.truth)
     return out
