@@ -283,3 +283,27 @@ def labelling_app(sim_file: Path) -> Iterator[Callable[..., AppRun]]:
     yield make
     for run in runs:
         run.session.close()
+
+
+# -- fake training (the loop's decisions without a network) ------------------------------------
+def fake_model(session, job, probabilities: np.ndarray, **metrics: object):
+    """What ``loop.rounds.train_model`` returns for ``job`` (a TrainedModel), with its files
+    written, without training anything."""
+    from ghosttui.loop.rounds import TrainedModel
+
+    stem = f"fake-{job.round}-{job.up_to_event}-{len(session.store.models())}"
+    checkpoint = session.dir / "checkpoints" / f"{stem}.pt"
+    checkpoint.parent.mkdir(exist_ok=True)
+    checkpoint.write_bytes(b"fake")
+    predictions = session.save_predictions(stem, job.round, probabilities)
+    digest = session.store.training_digest(session.store.labels_at(job.up_to_event))
+    return TrainedModel(job, checkpoint, predictions, probabilities, digest, dict(metrics))
+
+
+def one_hot(truth: np.ndarray, wrong: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Probabilities that say the truth, except at a random ``wrong`` share of positions."""
+    classes = truth.copy()
+    rng = np.random.default_rng(seed)
+    flip = rng.random(truth.shape) < wrong
+    classes[flip] = (classes[flip] + 1) % 3
+    return np.eye(3, dtype=np.float32)[classes] * 0.9 + 0.1 / 3

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, sim_truth
+from conftest import assert_one_line_error, fake_model, one_hot, sim_truth
 
 from ghosttui.render.pane import META_KEY, PaneState, default_state
 from ghosttui.render.views import VIEWS
@@ -435,6 +435,38 @@ def test_the_app_runs_the_loop_the_bench_measures(labelling_app, sim_file, tmp_p
     assert app_labels == bench_labels
     assert app_models == bench_models
     assert float(np.mean(probabilities.argmax(-1) == truth)) == pytest.approx(bench.accuracy)
+
+
+def test_promote_key_puts_the_candidate_model_in_use(labelling_app, sim_file):
+    """A model that measured worse waits as a candidate; ``p`` uses it, and the map shows it."""
+    from ghosttui.loop.controller import LabellingController
+
+    truth = sim_truth(sim_file)
+    run = labelling_app("promote", sampling=SamplingSpec(budget=40, holdout=12, grid_step=5))
+    loop = LabellingController(run.session)
+    while loop.round == 1:
+        current = loop.current()
+        loop.label(["horizontal", "vertical", "none"][int(truth[current.rx, current.ry])])
+    job = loop.next_training()
+    loop.training_started(job)
+    assert loop.training_finished(fake_model(run.session, job, one_hot(truth))).take
+    good = loop.model
+    job = loop.request_training(epochs=1)
+    loop.training_started(job)
+    worse = one_hot(truth, wrong=0.9)
+    assert not loop.training_finished(fake_model(run.session, job, worse)).take
+
+    async def scenario(app, pilot):
+        assert app.controller.model.id == good.id and len(app.controller.candidates()) == 1
+        await pilot.press("p")
+        assert app.controller.model.id != good.id and app.controller.candidates() == []
+        np.testing.assert_array_equal(app.query_one(ScanMap).probabilities, worse)
+        await pilot.press("p")  # nothing left to promote: a notice, nothing changes
+        return app.controller.model.id
+
+    promoted = run.run(scenario)
+    states = {m.id: m.state for m in run.session.store.models()}
+    assert states == {good.id: "retired", promoted: "current"}
 
 
 def test_retrain_key_refuses_while_a_class_has_no_label(labelling_app):
