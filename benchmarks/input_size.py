@@ -2,7 +2,7 @@
 
 For each size, a session on the default simulated scan (206x34, 128x128
 patterns, ``wall``) is given the same 100 random labels from the truth
-(3 seeds), trained with ``train_round`` and scored on the whole map; the
+(3 seeds), trained by the loop's ``train_model`` (as ``ghosttui train``) and scored on the whole map; the
 cache build rate and the prediction rate come from the same runs.
 
     python benchmarks/input_size.py [--sizes 32,48,64,96,128] [--labels 100] [--detector 512]
@@ -38,7 +38,8 @@ def main() -> None:
     import h5py
 
     from ghosttui.data import LoadOptions
-    from ghosttui.loop.rounds import train_round
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.rounds import train_model
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.patterns.settings import PreprocessSettings
     from ghosttui.session.session import Session
@@ -72,7 +73,8 @@ def main() -> None:
                             for rx, ry in positions
                         ]
                     )
-                    result = train_round(session)
+                    job = LabellingController(session, resume=False).request_training()
+                    result = train_model(session, job)
                 row = {
                     "size": size,
                     "seed": seed,

@@ -2,7 +2,7 @@
 
 On a simulated scan (default: 206x34, ``wall``), for each budget and seed, the
 same random positions are labelled from the truth (as ``ghosttui labels
-import`` would), a session is trained with ``train_round`` (exactly what
+import`` would), a session is trained by the loop's ``train_model`` (exactly what
 ``ghosttui train`` runs) and the whole map is scored against the truth.
 The paper's network (ghost-hunter's ThreeLayerCnn: 8.4 M parameters at its
 256x256 input) is trained on the same labels with the paper's optimiser
@@ -45,7 +45,8 @@ def random_labels(truth: np.ndarray, count: int, seed: int) -> tuple[np.ndarray,
 def ghostnet_run(
     data: Path, truth: np.ndarray, positions: np.ndarray, seed: int, workdir: Path
 ) -> dict:
-    from ghosttui.loop.rounds import train_round
+    from ghosttui.loop.controller import LabellingController
+    from ghosttui.loop.rounds import train_model
     from ghosttui.session.session import Session
     from ghosttui.session.settings import ModelSpec, make_classes
 
@@ -54,14 +55,15 @@ def ghostnet_run(
         f"acc-{seed}-{len(positions)}",
         data,
         classes=make_classes(),
-        model=ModelSpec(seed=seed),
+        model=ModelSpec(seed=seed, learner="cnn"),
         directory=workdir / f"acc-{seed}-{len(positions)}",
     )
     with session:
         session.store.import_labels(
             [(int(rx), int(ry), classes[truth[rx, ry]], "random") for rx, ry in positions]
         )
-        result = train_round(session)
+        job = LabellingController(session, resume=False).request_training()
+        result = train_model(session, job)
     predicted = result.probabilities.argmax(-1)
     return {
         "accuracy": float(np.mean(predicted == truth)),

@@ -40,3 +40,16 @@ def accuracy(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None =
     if mask is not None:
         predicted, truth = predicted[mask], truth[mask]
     return float(np.mean(predicted == truth)) if truth.size else float("nan")
+
+
+def sign_test_worse(current_hits: np.ndarray, new_hits: np.ndarray) -> float:
+    """One-sided exact p-value that ``new`` is worse than ``current``, paired per position.
+
+    Only positions where exactly one of the two is right count (an exact sign test).
+    """
+    worse = int(np.sum(current_hits & ~new_hits))
+    better = int(np.sum(~current_hits & new_hits))
+    n = worse + better
+    if n == 0 or worse <= better:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(worse, n + 1)) / 2**n

@@ -62,7 +62,9 @@ def bench(
     learner: Annotated[
         str | None,
         typer.Option(
-            "--learner", help="cnn, logreg (the baseline), ...; default: a new session's default."
+            "--learner",
+            help="auto (the default: the CNN unless logistic regression beats it in "
+            "cross-validation on the labels), cnn, logreg (the baseline).",
         ),
     ] = None,
     label_noise: Annotated[

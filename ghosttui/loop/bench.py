@@ -172,6 +172,9 @@ def run_once(
         n_labels = len(loop.labels)
         n_holdout = loop.estimate().holdout.total
         learner_name = session.settings.model.learner
+        current = session.store.current_model()
+        if current is not None and current.metrics.get("learner") not in (None, learner_name):
+            learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
     hit = predicted == truth
     return BenchRun(
         strategy=strategy,

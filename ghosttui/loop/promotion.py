@@ -22,13 +22,12 @@ the labels were chosen at domain walls).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ghosttui.metrics import wilson_interval
+from ghosttui.metrics import sign_test_worse, wilson_interval
 
 SIGNIFICANCE = 0.05
 
@@ -58,16 +57,6 @@ def holdout_hits(predicted: np.ndarray, positions: np.ndarray, labels: np.ndarra
     if len(positions) == 0:
         return np.zeros(0, bool)
     return predicted[positions[:, 0], positions[:, 1]] == labels
-
-
-def sign_test_worse(current_hits: np.ndarray, new_hits: np.ndarray) -> float:
-    """One-sided exact p-value that the new model is worse than the current one (paired)."""
-    worse = int(np.sum(current_hits & ~new_hits))
-    better = int(np.sum(~current_hits & new_hits))
-    n = worse + better
-    if n == 0 or worse <= better:
-        return 1.0
-    return sum(math.comb(n, k) for k in range(worse, n + 1)) / 2**n
 
 
 def judge(

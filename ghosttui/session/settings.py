@@ -32,7 +32,7 @@ SOURCES = ("grid", "boundary", "uncertainty", "random", "manual", "holdout", "im
 # (kept here so that reading settings never imports torch; a unit test keeps them equal)
 ARCHITECTURES = ("ghostnet", "paper")
 # LEARNERS: the names ghosttui.model.learners.fit_learner knows
-LEARNERS = ("cnn", "logreg")
+LEARNERS = ("auto", "cnn", "logreg")
 STRATEGIES = ("hybrid", "grid-boundary", "random", "uncertainty")
 
 
@@ -54,7 +54,7 @@ class DataSpec:
 
 @dataclass
 class ModelSpec:
-    learner: str = "cnn"  # see ghosttui.model.learners
+    learner: str = "auto"  # see ghosttui.model.learners
     arch: str = "ghostnet"  # the network of the cnn learner
     width: int = 16
     epochs: int = 50

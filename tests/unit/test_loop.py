@@ -14,8 +14,9 @@ from conftest import fake_model, one_hot, sim_truth
 
 from ghosttui.errors import GhostError
 from ghosttui.loop.controller import LabellingController
-from ghosttui.loop.promotion import judge, sign_test_worse
+from ghosttui.loop.promotion import judge
 from ghosttui.loop.rounds import TrainingJob
+from ghosttui.metrics import sign_test_worse
 from ghosttui.sampling.schedule import interleave
 from ghosttui.session.settings import SamplingSpec
 
