@@ -256,3 +256,93 @@ def quick_model_session(tmp_path_factory: pytest.TempPathFactory, sim_file: Path
     finally:
         torch.set_num_threads(threads)
     return root / "quick"
+
+
+# -- the terminal app ----------------------------------------------------------------------------
+APP_SIZE = (160, 48)
+
+
+@dataclass
+class AppRun:
+    """``run(scenario)``: ``scenario(app, pilot)`` (async) inside the labelling app on
+    ``session``; returns what the scenario returns. Each run is a fresh app (as a restart)."""
+
+    session: object
+    render: str = "halfblock"
+    size: tuple[int, int] = APP_SIZE
+
+    def run(self, scenario: Callable[..., object], **kw: object) -> object:
+        import asyncio
+
+        from ghosttui.tui.app import create_app
+
+        render = kw.pop("render", self.render)
+        size = kw.pop("size", self.size)
+        viewer = kw.pop("viewer", None)
+
+        async def main() -> object:
+            app = create_app(self.session, render=render, viewer=viewer)
+            for name, value in kw.items():
+                setattr(app, name, value)
+            async with app.run_test(size=size) as pilot:
+                await pilot.pause()
+                return await scenario(app, pilot)
+
+        return asyncio.run(main())
+
+    def reopen(self) -> None:
+        """Close the session and open it again (as after quitting the app)."""
+        from ghosttui.session.session import Session
+
+        name, directory = self.session.name, self.session.dir
+        self.session.close()
+        self.session = Session.open(name, directory=directory)
+
+
+@pytest.fixture
+def labelling_app(sim_file: Path) -> Iterator[Callable[..., AppRun]]:
+    """``labelling_app(name="app", **session options)``: an :class:`AppRun` on a new session
+    of the simulated scan (a small, fast model by default); closed afterwards."""
+    from ghosttui.session.session import Session
+    from ghosttui.session.settings import ModelSpec, make_classes
+
+    runs: list[AppRun] = []
+
+    def make(
+        name: str = "app",
+        classes: list[str] | None = None,
+        keys: list[str] | None = None,
+        **kw: object,
+    ) -> AppRun:
+        kw.setdefault("model", ModelSpec(width=8, epochs=12))
+        session = Session.create(name, sim_file, classes=make_classes(classes, keys), **kw)
+        runs.append(AppRun(session))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        run.session.close()
+
+
+# -- fake training (the loop's decisions without a network) ------------------------------------
+def fake_model(session, job, probabilities: np.ndarray, **metrics: object):
+    """What ``loop.rounds.train_model`` returns for ``job`` (a TrainedModel), with its files
+    written, without training anything."""
+    from ghosttui.loop.rounds import TrainedModel
+
+    stem = f"fake-{job.round}-{job.up_to_event}-{len(session.store.models())}"
+    checkpoint = session.dir / "checkpoints" / f"{stem}.pt"
+    checkpoint.parent.mkdir(exist_ok=True)
+    checkpoint.write_bytes(b"fake")
+    predictions = session.save_predictions(stem, job.round, probabilities)
+    digest = session.store.training_digest(session.store.labels_at(job.up_to_event))
+    return TrainedModel(job, checkpoint, predictions, probabilities, digest, dict(metrics))
+
+
+def one_hot(truth: np.ndarray, wrong: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Probabilities that say the truth, except at a random ``wrong`` share of positions."""
+    classes = truth.copy()
+    rng = np.random.default_rng(seed)
+    flip = rng.random(truth.shape) < wrong
+    classes[flip] = (classes[flip] + 1) % 3
+    return np.eye(3, dtype=np.float32)[classes] * 0.9 + 0.1 / 3

@@ -52,6 +52,7 @@ def _register() -> None:
         data_commands,
         model_commands,
         session_commands,
+        show_command,
     )
 
 

@@ -87,8 +87,12 @@ def fit_learner(
     epochs: int | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sources: list[str] | None = None,
 ) -> Fitted:
-    """Fit the session's learner (``spec``: its ``[model]`` settings) to ``patterns`` (n, S, S)."""
+    """Fit the session's learner (``spec``: its ``[model]`` settings) to ``patterns`` (n, S, S).
+
+    ``sources``: how each label was queried (grid, boundary, ...), for ``auto``'s choice.
+    """
     learner = check_learner(spec.learner)
     n_classes = len(classes)
     labels = np.asarray(labels, dtype=np.int64)
@@ -110,6 +114,7 @@ def fit_learner(
             epochs=epochs,
             progress=progress,
             should_stop=should_stop,
+            sources=sources,
         )
     else:
         fitted = _fit_cnn(
@@ -262,7 +267,7 @@ def _logreg(c: float = 1.0) -> Any:
     return LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
 
 
-def _logreg_fit_predict(z: np.ndarray, labels: np.ndarray) -> Callable:
+def logreg_fit_predict(z: np.ndarray, labels: np.ndarray) -> Callable:
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         if len(np.unique(labels[train])) < 2:
             return np.full(len(test), labels[train][0])
@@ -286,7 +291,7 @@ def _fit_logreg(
     standard = standard or PixelStandardiser(cache, seed=seed)
     z = standard.apply(patterns)
     if metrics is None:
-        metrics = cv_accuracy(_logreg_fit_predict(z, labels), labels, seed=seed)
+        metrics = cv_accuracy(logreg_fit_predict(z, labels), labels, seed=seed)
     network = LinearOnPixels(n_classes, size)
     present = np.unique(labels)
     weight = np.zeros((n_classes, z.shape[1]), np.float32)
@@ -321,23 +326,38 @@ class LearnerChoice:
     cv: dict[str, dict[str, Any]]
 
 
-def choose_learner(labels: np.ndarray, cnn: np.ndarray, logreg: np.ndarray) -> LearnerChoice:
+REPRESENTATIVE_SOURCES = ("grid", "random")  # labels that sample the scan evenly
+MIN_REPRESENTATIVE = 12
+
+
+def choose_learner(
+    labels: np.ndarray,
+    cnn: np.ndarray,
+    logreg: np.ndarray,
+    counted: np.ndarray | None = None,
+) -> LearnerChoice:
     """Pick the learner from paired cross-validated predictions of both on the same folds.
 
     The CNN (the paper's method) stays unless logistic regression is significantly
-    better on these labels: a one-sided exact sign test over the labels exactly one
-    of the two gets right, at the 5% level. Measured on hybrid labels: on kinematic
-    patterns the two cross-validate within a label or two of each other while the
-    CNN's map is better at the walls, so a coin-flip choice would lose the walls;
-    on multislice patterns the linear model wins by a margin the test sees within
-    a few rounds.
+    better: a one-sided exact sign test over the counted labels exactly one of the
+    two gets right, at the 5% level. ``counted`` (a mask): the labels that sample the
+    scan evenly (grid and random queries), when there are at least
+    ``MIN_REPRESENTATIVE`` of them; boundary and uncertainty queries sit at walls, so
+    counting them would judge the learners where the map is hardest, not where most
+    of it is. Both learners still train on every label.
     """
-    cnn_hits, logreg_hits = cnn == labels, logreg == labels
+    counted = np.ones(len(labels), bool) if counted is None else np.asarray(counted, bool)
+    which = "labels"
+    if counted.sum() < MIN_REPRESENTATIVE or counted.all():
+        counted = np.ones(len(labels), bool)
+    else:
+        which = "grid and random labels"
+    cnn_hits, logreg_hits = (cnn == labels)[counted], (logreg == labels)[counted]
     p = sign_test_worse(logreg_hits, cnn_hits)  # p that the CNN is worse than logreg
     cv = {"cnn": cv_metrics(cnn, labels), "logreg": cv_metrics(logreg, labels)}
-    n = len(labels)
+    n = int(counted.sum())
     scores = (
-        f"cross-validated on {n} labels: logreg {int(logreg_hits.sum())}/{n}, "
+        f"cross-validated on {n} {which}: logreg {int(logreg_hits.sum())}/{n}, "
         f"cnn {int(cnn_hits.sum())}/{n}, sign test p={p:.2g}"
     )
     if p < SIGNIFICANCE:
@@ -358,12 +378,13 @@ def _fit_auto(
     epochs: int | None,
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
+    sources: list[str] | None,
 ) -> Fitted:
     from ghosttui.model.predict import predict_patterns
 
     fold_of = stratified_folds(labels, AUTO_FOLDS, seed)
     standard = PixelStandardiser(cache, seed=seed)
-    logreg = cv_predictions(_logreg_fit_predict(standard.apply(patterns), labels), labels, fold_of)
+    logreg = cv_predictions(logreg_fit_predict(standard.apply(patterns), labels), labels, fold_of)
     fold_counter = iter(range(1, AUTO_FOLDS + 1))
 
     def cnn_fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -388,7 +409,8 @@ def _fit_auto(
         return predict_patterns(fitted.network.eval(), patterns[test], device).argmax(1)
 
     cnn = cv_predictions(cnn_fit_predict, labels, fold_of)
-    choice = choose_learner(labels, cnn, logreg)
+    counted = None if sources is None else np.isin(sources, REPRESENTATIVE_SOURCES)
+    choice = choose_learner(labels, cnn, logreg, counted)
     if choice.learner == "logreg":
         fitted = _fit_logreg(
             patterns,

@@ -120,6 +120,8 @@ class PatternCache:
             self.meta: dict[str, Any] = json.loads(attrs["meta"])
             self.beam_centre = tuple(float(v) for v in attrs["beam_centre"])  # detector pixels
             self.detector_shape = tuple(int(v) for v in attrs["detector_shape"])  # after crop
+            self.beam_radius = float(attrs.get("beam_radius", 1.0))  # detector pixels
+            self.hot_pixels = np.asarray(attrs.get("hot_pixels", []), np.int64)  # flat, cropped
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"unreadable cache ({exc})", self.path) from exc
         self.shape = tuple(int(v) for v in self._patterns.shape)
@@ -158,6 +160,12 @@ class PatternCache:
 
     def pattern(self, rx: int, ry: int) -> np.ndarray:
         return self._patterns[rx, ry].astype(np.float32)
+
+    def window(self, rows: slice, cols: slice) -> np.ndarray:
+        """Model inputs of the block of positions ``rows`` x ``cols``: (n, S, S) float32,
+        row-major (one read from the file)."""
+        block = self._patterns[rows, cols]
+        return block.reshape(-1, *self.shape[2:]).astype(np.float32)
 
     def gather(self, positions: np.ndarray) -> np.ndarray:
         """Model inputs at (k, 2) positions, in the given order."""

@@ -88,3 +88,25 @@ def class_map_rgb(
     if confidence is not None:
         rgb = rgb * np.clip(confidence, 0, 1)[..., None]
     return rgb.astype(np.uint8)
+
+
+def readable_rgb(colour: str, floor: float = 0.2) -> tuple[int, int, int]:
+    """``colour`` lightened (towards white, hue kept) until its relative luminance reaches
+    ``floor``, so that pure blue and other dark class colours stay visible on a dark
+    terminal background. Lighter colours are returned unchanged."""
+    rgb = np.array(hex_to_rgb(colour), np.float64) / 255.0
+
+    def luminance(c: np.ndarray) -> float:
+        linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+
+    mix = 0.0
+    while luminance(rgb + (1 - rgb) * mix) < floor and mix < 1.0:
+        mix += 0.02
+    out = np.round((rgb + (1 - rgb) * mix) * 255).astype(int)
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+def readable_hex(colour: str, floor: float = 0.2) -> str:
+    """:func:`readable_rgb` as ``#rrggbb`` (for rich text styles)."""
+    return "#{:02x}{:02x}{:02x}".format(*readable_rgb(colour, floor))

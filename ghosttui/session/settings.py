@@ -17,6 +17,7 @@ from ghosttui.files import write_text_atomic
 from ghosttui.numbers import choice, real, whole
 from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.render.colour import EXTRA_COLOURS, PAPER_COLOURS
+from ghosttui.session.keys import taken_characters, user_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,30 +27,6 @@ else:  # pragma: no cover
 MAX_CLASSES = 9
 DEFAULT_CLASSES = ("horizontal", "vertical", "none")
 DEFAULT_KEYS = {"horizontal": "h", "vertical": "v", "none": "n"}
-# TUI actions and their default keys (rebindable in [keys]); class keys come from [[classes]].
-DEFAULT_ACTION_KEYS = {
-    "skip": "space",
-    "undo": "u",
-    "retrain": "r",
-    "promote": "p",
-    "external": "o",
-    "raw": "w",
-    "contrast": "c",
-    "clip": "bracketright",
-    "zoom": "z",
-    "layer": "m",
-    "map_zoom": "Z",
-    "cursor_up": "up",
-    "cursor_down": "down",
-    "cursor_left": "left",
-    "cursor_right": "right",
-    "leave_manual": "escape",
-    "budget": "plus",
-    "help": "question_mark",
-    "quit": "q",
-}
-# keys the app also binds: vim-style cursor moves next to the arrows
-RESERVED_KEYS = {"H", "J", "K", "L", "]", "+", "?"}
 SOURCES = ("grid", "boundary", "uncertainty", "random", "manual", "holdout", "import")
 # ARCHITECTURES: the names ghosttui.model.network.build_network knows
 # (kept here so that reading settings never imports torch; a unit test keeps them equal)
@@ -161,7 +138,8 @@ class SessionSettings:
     preprocess: PreprocessSettings = field(default_factory=PreprocessSettings)
     model: ModelSpec = field(default_factory=ModelSpec)
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
-    keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTION_KEYS))
+    # the app's key bindings that differ from the defaults, by action id (ghosttui.session.keys)
+    keys: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -196,6 +174,8 @@ class SessionSettings:
         header = (
             "# ghosttui session settings. Edit with care: classes, keys, model and sampling\n"
             "# settings may be changed; [data] and [preprocess] describe the cached scan.\n"
+            '# [keys] rebinds the app\'s actions by id, e.g. skip = "space,x" (? in the app\n'
+            "# lists every id and its keys).\n"
         )
         return header + tomli_w.dumps(doc)
 
@@ -213,7 +193,7 @@ class SessionSettings:
                 preprocess=PreprocessSettings.from_dict(doc.get("preprocess", {})),
                 model=ModelSpec.from_dict(doc.get("model", {})),
                 sampling=SamplingSpec(**doc.get("sampling", {})),
-                keys={**DEFAULT_ACTION_KEYS, **doc.get("keys", {})},
+                keys=user_keys(doc.get("keys", {})),
             )
         except GhostError as exc:  # a value out of range: name the setting and the file
             raise SessionError(exc.message, path) from exc
@@ -236,7 +216,7 @@ def make_classes(
         raise SessionError(f"need between 2 and {MAX_CLASSES} classes (got {len(names)})")
     if len(set(names)) != len(names):
         raise SessionError(f"class names must be unique (got {', '.join(names)})")
-    taken = {v for v in DEFAULT_ACTION_KEYS.values() if len(v) == 1} | RESERVED_KEYS
+    taken = taken_characters()
     if keys is None:
         keys = []
         for name in names:

@@ -9,23 +9,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
-from ghosttui.loop.report import accuracy_text
-from ghosttui.loop.rounds import TrainedModel, TrainingJob
+from ghosttui.loop.rounds import TrainingJob
+from ghosttui.render.pane import META_KEY as PANE_META
+from ghosttui.render.pane import PaneState, PatternPane
+from ghosttui.session.keys import ACTIONS, key_character
 from ghosttui.session.session import Session
-from ghosttui.session.settings import SessionSettings
 from ghosttui.tui.idle_gc import IdleCollector
+from ghosttui.tui.keymap import app_bindings, session_keymap
+from ghosttui.tui.messages import (
+    PanePrepared,
+    TrainingFinished,
+    TrainingProgress,
+    TrainingStopped,
+)
 from ghosttui.tui.render_mode import colour_warning
+from ghosttui.tui.screens.goto import GoToScreen
 from ghosttui.tui.screens.help import HelpScreen
 from ghosttui.tui.viewer import ExternalViewer
 from ghosttui.tui.widgets.pattern_view import PatternView
@@ -34,88 +42,9 @@ from ghosttui.tui.widgets.status_panel import StatusInfo, StatusPanel
 
 MIN_SIZE = (120, 40)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from the training thread
+MAP_META = "map"  # where the session remembers the map's layer and zoom
+REMEMBER_AFTER = 1.0  # seconds after the last view change that the session stores it
 RETRY_SECONDS = 2.0  # a label the disk refused is saved again this often (and on every key)
-
-# action -> (description shown in the footer and help, shown in footer?)
-ACTIONS: dict[str, tuple[str, str, bool]] = {
-    "skip": ("skip", "skip this query", True),
-    "undo": ("undo", "undo the last label (repeat to go further back)", True),
-    "retrain": ("retrain", "train a model on the labels so far, in the background", True),
-    "promote": (
-        "promote",
-        "use the newest candidate model (one that measured worse) anyway",
-        False,
-    ),
-    "external": ("viewer", "open the pattern in an external viewer", False),
-    "raw": ("raw", "toggle raw detector pattern / model input", True),
-    "contrast": ("contrast", "cycle contrast: linear, log, gamma", False),
-    "clip": ("clip", "cycle the upper percentile clip", False),
-    "zoom": ("zoom", "zoom the pattern: 1x, 2x, 4x around the direct beam", False),
-    "layer": ("layer", "cycle map layer: labels, domain map, confidence, ADF", True),
-    "map_zoom": ("map zoom", "cycle map zoom: fit, 1:1, 2:1 around the cursor", False),
-    "cursor_up": ("up", "move the map cursor (manual labelling)", False),
-    "cursor_down": ("down", "move the map cursor", False),
-    "cursor_left": ("left", "move the map cursor", False),
-    "cursor_right": ("right", "move the map cursor", False),
-    "leave_manual": ("queue", "leave manual mode, back to the queue", False),
-    "budget": ("+budget", "raise the label budget by one round", False),
-    "help": ("help", "show this help", True),
-    "quit": ("quit", "quit (every label is already saved)", True),
-}
-KEY_NAMES = {"bracketright": "]", "plus": "+", "question_mark": "?", "escape": "esc"}
-MOVES = {
-    "cursor_up": (-1, 0),
-    "cursor_down": (1, 0),
-    "cursor_left": (0, -1),
-    "cursor_right": (0, 1),
-}
-VIM_MOVES = {"cursor_up": "K", "cursor_down": "J", "cursor_left": "H", "cursor_right": "L"}
-
-
-def bindings_for(settings: SessionSettings) -> list[BindingType]:
-    """Key bindings as data: class keys and digits, then the session's action keys."""
-    bindings: list[BindingType] = []
-    for i, spec in enumerate(settings.classes):
-        bindings.append(
-            Binding(
-                f"{spec.key},{i + 1}",
-                f"label({i})",
-                spec.name,
-                key_display=f"{spec.key}/{i + 1}",
-                id=f"label_{i}",
-            )
-        )
-    keys = settings.keys
-    for action, (short, _, show) in ACTIONS.items():
-        key = keys.get(action)
-        if key is None:
-            continue
-        if action in VIM_MOVES:
-            key = f"{key},{VIM_MOVES[action]}"
-        name = f"move({MOVES[action][0]},{MOVES[action][1]})" if action in MOVES else action
-        bindings.append(Binding(key, name, short, show=show, id=action))
-    bindings.append(Binding("ctrl+c", "quit", "quit", show=False, priority=True))
-    return bindings
-
-
-class TrainingProgress(Message):
-    def __init__(self, stage: str, done: int, total: int, text: str) -> None:
-        super().__init__()
-        self.stage, self.done, self.total, self.text = stage, done, total, text
-
-
-class TrainingFinished(Message):
-    def __init__(self, trained: TrainedModel) -> None:
-        super().__init__()
-        self.trained = trained
-
-
-class TrainingStopped(Message):
-    """The job was cancelled (stale, or the app quits) or failed (``error``)."""
-
-    def __init__(self, job: TrainingJob, error: str | None = None) -> None:
-        super().__init__()
-        self.job, self.error = job, error
 
 
 def saving(action: Callable[..., None]) -> Callable[..., None]:
@@ -138,11 +67,16 @@ def saving(action: Callable[..., None]) -> Callable[..., None]:
 
 
 class GhostApp(App[None]):
-    """The labelling app. Build one with :func:`create_app` (bindings come from the session)."""
+    """The labelling app. Build one with :func:`create_app`.
+
+    Bindings are static (one per action of :data:`ghosttui.session.keys.ACTIONS`,
+    nine label slots); the session's class keys and ``[keys]`` overrides are
+    applied as a keymap.
+    """
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "ghosttui"
-    BINDINGS: ClassVar[list[BindingType]] = []
+    BINDINGS: ClassVar[list[BindingType]] = app_bindings()
 
     def __init__(
         self, session: Session, *, render: str = "halfblock", viewer: str | None = None
@@ -152,12 +86,19 @@ class GhostApp(App[None]):
         self.render_mode = render
         self.controller = LabellingController(session)
         self.viewer = ExternalViewer(viewer, session.name)
-        self.show_raw = False
         self.training_worker: Worker[None] | None = None
         self.recent: list[tuple[int, int, str, str]] = []
         self.sub_title = f"{session.name} · {os.path.basename(session.settings.data.path)}"
         self._cache = session.cache()
         self._idle_gc = IdleCollector()
+        self.keys = session_keymap(session.settings)
+        self.set_keymap(self.keys.keymap)
+        self._clashes_reported: set[str] = set()
+        self._remembered: dict[str, object] = {}
+        self._remember_timer: Timer | None = None
+        self.pane = PatternPane.for_session(session)
+        self._preparing = False
+        self._pane_probabilities: object = self.controller.probabilities
         # a label the disk refused: (class, the pattern it belongs to); saved again on the
         # next key and every RETRY_SECONDS, and never dropped without telling the user
         self.unsaved: tuple[str, Current] | None = None
@@ -167,7 +108,7 @@ class GhostApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="main"):
-            yield PatternView(self.render_mode, id="pattern")
+            yield PatternView(self.pane, self.render_mode, id="pattern")
             yield ScanMap("ascii" if self.render_mode == "ascii" else "halfblock", id="map")
             yield StatusPanel(id="status")
         yield Static("", id="too-small")
@@ -178,11 +119,18 @@ class GhostApp(App[None]):
         scan_map.configure(
             self._cache.vbf, self._cache.adf, self.session.classes, self.session.colours
         )
+        for problem in self.keys.problems:
+            self.notify(problem, severity="warning", timeout=8)
         warning = colour_warning(getattr(self.console, "color_system", None))
         if warning and self.render_mode in ("halfblock", "external"):
             self.notify(warning, severity="warning", timeout=12)
         self._check_size()
+        remembered = self.session.store.get_meta(MAP_META) or {}
+        scan_map.restore(
+            remembered.get("layer"), remembered.get("zoom"), self.controller.probabilities
+        )
         self.show_current()
+        self.prepare_pane()
         self.query_one(StatusPanel).training(self._model_line())
         self.drive_training()
         self._idle_gc.start()
@@ -191,6 +139,23 @@ class GhostApp(App[None]):
 
     def on_unmount(self) -> None:
         self._idle_gc.stop()
+        self._save_remembered()
+
+    def remember(self, key: str, value: object) -> None:
+        """Keep a view setting in the session, written shortly after the last change (a
+        database write with fsync per key press would cost more than the redraw)."""
+        self._remembered[key] = value
+        if self._remember_timer is not None:
+            self._remember_timer.stop()
+        self._remember_timer = self.set_timer(REMEMBER_AFTER, self._save_remembered)
+
+    def _save_remembered(self) -> None:
+        if self._remember_timer is not None:
+            self._remember_timer.stop()
+            self._remember_timer = None
+        for key, value in self._remembered.items():
+            self.session.store.set_meta(key, value)
+        self._remembered.clear()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -212,39 +177,26 @@ class GhostApp(App[None]):
             )
 
     # -- showing -------------------------------------------------------------------------------
-    def current_pattern(self, current: Current) -> tuple[np.ndarray, tuple[float, float]]:
-        """The pattern to show and the direct beam's position in it (the zoom centre)."""
-        cy, cx = self._cache.beam_centre
-        if self.show_raw:
-            raw = self.session.scan().pattern(current.rx, current.ry).astype(np.float32)
-            crop = self.session.settings.preprocess.crop
-            return raw, (cy + crop[0], cx + crop[2]) if crop else (cy, cx)
-        size = self._cache.size
-        qx, qy = self._cache.detector_shape
-        return self._cache.pattern(current.rx, current.ry), (cy * size / qx, cx * size / qy)
-
     def show_current(self) -> None:
         controller = self.controller
         current = controller.current()
         pattern_view = self.query_one(PatternView)
+        index = {name: i for i, name in enumerate(self.session.classes)}
+        labels = {pos: index[lab.cls] for pos, lab in controller.labels.items()}
+        self.pane.set_labels(labels)
+        if controller.probabilities is not self._pane_probabilities:
+            self._pane_probabilities = controller.probabilities
+            self.pane.set_probabilities(controller.probabilities)
         if current is None:
             pattern_view.show(None, f"[b]no query[/]: {controller.message}")
         else:
-            image, centre = self.current_pattern(current)
-            kind = (
-                "raw detector"
-                if self.show_raw
-                else f"model input {image.shape[0]}x{image.shape[1]}"
-            )
             source = "manual" if current.manual else current.source
             label = f" · labelled [b]{current.label}[/]" if current.label else ""
             pattern_view.show(
-                image, f"[b]({current.rx}, {current.ry})[/] {source} · {kind}{label}", centre
+                (current.rx, current.ry), f"[b]({current.rx}, {current.ry})[/] {source}{label}"
             )
             if self.render_mode == "external":
                 self._update_viewer(open_viewer=False)
-        index = {name: i for i, name in enumerate(self.session.classes)}
-        labels = {pos: index[lab.cls] for pos, lab in controller.labels.items()}
         self.query_one(ScanMap).update_state(
             labels=labels,
             probabilities=controller.probabilities,
@@ -276,7 +228,9 @@ class GhostApp(App[None]):
             model_id=c.model.id if c.model else None,
             model_stale=c.model_is_stale(),
             candidates=len(c.candidates()),
-            estimate=accuracy_text(holdout.accuracy, holdout.ci95, holdout.total),
+            holdout_accuracy=holdout.accuracy,
+            holdout_ci=holdout.ci95,
+            holdout_n=holdout.total,
             stability=verdict.verdict,
             stability_reason=verdict.reason,
             stopping_rule=c.stopping_rule,
@@ -392,6 +346,17 @@ class GhostApp(App[None]):
         self.controller.move_cursor(drx, dry)
         self.show_current()
 
+    def action_goto(self) -> None:
+        current = self.controller.current()
+        here = (current.rx, current.ry) if current else None
+        self.push_screen(GoToScreen(self.session.scan_shape, here), self._go_to)
+
+    @saving
+    def _go_to(self, target: tuple[int, int] | None) -> None:
+        if target is not None:
+            self.controller.goto(*target)
+            self.show_current()
+
     @saving
     def action_leave_manual(self) -> None:
         if self.controller.cursor is not None:
@@ -406,22 +371,74 @@ class GhostApp(App[None]):
         self.drive_training()
 
     # -- view actions --------------------------------------------------------------------------
-    def action_raw(self) -> None:
-        self.show_raw = not self.show_raw
-        view = self.query_one(PatternView)
-        from dataclasses import replace
+    def set_pane_state(self, state: PaneState) -> None:
+        """Show the pattern with new pane settings and remember them in the session."""
+        previous = self.pane.state
+        self.pane.state = state
+        try:
+            self.pane.source()  # the native zoom opens the scan's detector frames
+        except GhostError as exc:
+            self.pane.state = previous
+            self.notify(str(exc), severity="error")
+            return
+        self.remember(PANE_META, state.to_dict())
+        self.query_one(PatternView).redraw()
+        self.prepare_pane()
+        if self.render_mode == "external":
+            self._update_viewer(open_viewer=False)
 
-        view.contrast = replace(view.contrast, mode="log" if self.show_raw else "linear")
-        self.show_current()
+    def prepare_pane(self) -> None:
+        """Compute the pane's slow inputs (descan fit, scan mean) off the keystroke path."""
+        if self.pane.pending() and not self._preparing:
+            self._preparing = True
+            self.prepare_in_background(self.pane.state)
+
+    @work(thread=True, group="pane", exit_on_error=False)
+    def prepare_in_background(self, state: PaneState) -> None:
+        try:
+            self.pane.prepare(state)
+        except GhostError as exc:
+            self.post_message(PanePrepared(str(exc)))
+            return
+        self.post_message(PanePrepared())
+
+    def on_pane_prepared(self, message: PanePrepared) -> None:
+        self._preparing = False
+        if message.error:
+            self.notify(message.error, severity="error")
+            return
+        self.query_one(PatternView).redraw()
+        if self.render_mode == "external":
+            self._update_viewer(open_viewer=False)
+        self.prepare_pane()  # the view may have changed meanwhile
+
+    def action_view(self) -> None:
+        self.set_pane_state(self.pane.state.cycled("view"))
+
+    def action_view_back(self) -> None:
+        self.set_pane_state(self.pane.state.cycled("view", -1))
+
+    def action_average(self) -> None:
+        self.set_pane_state(self.pane.state.cycled("average"))
+
+    def action_references(self) -> None:
+        state = self.pane.state.cycled("references")
+        if state.references == "model" and self.controller.probabilities is None:
+            state = state.cycled("references")  # no model yet: off
+        self.set_pane_state(state)
+
+    def action_smooth(self) -> None:
+        self.set_pane_state(self.pane.state.cycled("smooth"))
 
     def action_contrast(self) -> None:
-        self.query_one(PatternView).cycle_contrast()
+        self.set_pane_state(self.pane.state.cycled("contrast"))
 
     def action_clip(self) -> None:
-        self.query_one(PatternView).cycle_clip()
+        state = self.pane.state
+        self.set_pane_state(state.cycled("clip" if state.view == "raw" else "scale"))
 
     def action_zoom(self) -> None:
-        self.query_one(PatternView).cycle_zoom()
+        self.set_pane_state(self.pane.state.cycled("zoom"))
 
     def action_layer(self) -> None:
         layer = self.query_one(ScanMap).cycle_layer()
@@ -430,6 +447,9 @@ class GhostApp(App[None]):
 
     def action_map_zoom(self) -> None:
         self.query_one(ScanMap).cycle_zoom()
+
+    def on_scan_map_view_changed(self, message: ScanMap.ViewChanged) -> None:
+        self.remember(MAP_META, {"layer": message.layer, "zoom": message.zoom})
 
     def action_external(self) -> None:
         self._update_viewer(open_viewer=True)
@@ -449,21 +469,27 @@ class GhostApp(App[None]):
 
     def action_help(self) -> None:
         rows = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            keys = binding.key_display or binding.key
-            what = (
-                ACTIONS.get(binding.id or "", ("", binding.description, True))[1]
-                if binding.id in ACTIONS
-                else (
-                    f"label as {binding.description}"
-                    if (binding.id or "").startswith("label_")
-                    else binding.description
-                )
-            )
-            shown = " / ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
-            rows.append((shown, what))
+        for i, spec in enumerate(self.session.settings.classes):
+            rows.append((f"{spec.key} / {i + 1}", f"label_{i + 1}", f"label as {spec.name}"))
+        for action in ACTIONS:
+            keys = self.keys.keys[action.id]
+            rows.append((_display(keys) if keys else "(no key)", action.id, action.description))
         self.push_screen(HelpScreen(rows))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "label" and parameters:
+            return int(parameters[0]) < len(self.session.classes)  # type: ignore[arg-type]
+        called = f"{action}({','.join(str(p) for p in parameters)})" if parameters else action
+        return not any(a.action == called and a.id in self.keys.disabled for a in ACTIONS)
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: object) -> None:
+        for binding in clashed_bindings:
+            if binding.id and binding.id not in self._clashes_reported:
+                self._clashes_reported.add(binding.id)
+                self.notify(
+                    f"key {binding.key!r} of {binding.id} is bound twice; check session.toml [keys]",
+                    severity="warning",
+                )
 
     # -- training ------------------------------------------------------------------------------
     def training_running(self) -> bool:
@@ -602,10 +628,13 @@ class GhostApp(App[None]):
 def create_app(
     session: Session, *, render: str = "halfblock", viewer: str | None = None
 ) -> GhostApp:
-    """A GhostApp whose key bindings come from the session's settings."""
-    app_class = type(
-        "GhostApp",
-        (GhostApp,),
-        {"BINDINGS": bindings_for(session.settings), "__module__": __name__},
-    )
-    return app_class(session, render=render, viewer=viewer)
+    """The labelling app for ``session`` (its keys from the session's settings)."""
+    return GhostApp(session, render=render, viewer=viewer)
+
+
+KEY_DISPLAY = {"escape": "esc", "space": "space", "pageup": "pgup", "pagedown": "pgdn"}
+
+
+def _display(keys: list[str]) -> str:
+    """Key names as a person reads them: ``]``, ``?``, ``shift+left``."""
+    return " / ".join(KEY_DISPLAY.get(k) or key_character(k) or k for k in keys)

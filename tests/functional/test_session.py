@@ -13,9 +13,9 @@ from conftest import CLASSES, assert_one_line_error
 
 from ghosttui.data.fingerprint import file_fingerprint
 from ghosttui.errors import SessionError
+from ghosttui.session.keys import taken_characters
 from ghosttui.session.session import Session
 from ghosttui.session.settings import (
-    DEFAULT_ACTION_KEYS,
     MAX_CLASSES,
     SessionSettings,
     make_classes,
@@ -91,7 +91,7 @@ def test_new_with_nine_classes_of_any_names(run_cli, sim_file, sessions_dir):
     keys = [c["key"] for c in classes]
     assert len(set(keys)) == 9
     assert not any(k.isdigit() for k in keys)
-    assert not set(keys) & set(DEFAULT_ACTION_KEYS.values())
+    assert not set(keys) & taken_characters()
     assert len({c["colour"] for c in classes}) == 9
 
 

@@ -11,11 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from ghosttui.render.pane import META_KEY, PaneState
+from ghosttui.render.views import VIEWS
 from ghosttui.session.session import Session
 from ghosttui.session.settings import make_classes
 from ghosttui.tui.app import create_app
 
 SIZE = (160, 48)
+
+
+async def settled(pilot) -> None:
+    """Let the pane's background preparation (descan fit, scan mean) finish and be drawn."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 @pytest.fixture
@@ -27,22 +35,43 @@ def snapshot_session(sim_file: Path) -> Session:
 
 def test_main_screen(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE)
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE)
 
 
 def test_main_screen_after_labels_and_manual_cursor(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE, press=["h", "v", "n", "down", "right", "c"])
+    assert snap_compare(
+        app, run_before=settled, terminal_size=SIZE, press=["h", "v", "n", "down", "right", "c"]
+    )
 
 
 def test_help_screen(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE, press=["question_mark"])
 
 
 def test_too_small_terminal(snap_compare, snapshot_session):
     app = create_app(snapshot_session, render="halfblock")
-    assert snap_compare(app, terminal_size=(100, 30))
+    assert snap_compare(app, run_before=settled, terminal_size=(100, 30))
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_pattern_pane_in_each_view(snap_compare, snapshot_session, view):
+    """Each view at a manual position inside the scan, 3x3 averaged, with class references."""
+    store = snapshot_session.store
+    for rx, ry, cls in [(2, 3, "horizontal"), (20, 12, "vertical"), (12, 8, "none")]:
+        store.label(rx, ry, cls, "manual")
+    store.set_meta(META_KEY, PaneState(view=view, average=3).to_dict())
+    store.set_meta("cursor", [10, 7])
+    app = create_app(snapshot_session, render="halfblock")
+    assert snap_compare(app, run_before=settled, terminal_size=SIZE)
+
+
+def test_go_to_screen(snap_compare, snapshot_session):
+    app = create_app(snapshot_session, render="halfblock")
+    assert snap_compare(
+        app, run_before=settled, terminal_size=SIZE, press=["g", "1", "2", ",", " ", "5"]
+    )
 
 
 # -- the real app, in tmux ---------------------------------------------------------------------
@@ -98,7 +127,7 @@ def test_real_app_in_tmux(tmp_path, sim_file, sessions_dir, cache_dir):
     _tmux(socket, "resize-window", "-t", "app", "-x", "160", "-y", "48")
     try:
         _wait_for(socket, "query (")
-        screen = _wait_for(socket, "h/1 horizontal")  # the footer is drawn last
+        screen = _wait_for(socket, "h v n label")  # the footer is drawn last
         assert "grid" in screen
         assert screen.count("▀") > 64 * 32  # the pattern, in half blocks (auto chose them in tmux)
         coloured = _wait_for(socket, "38;2;", escapes=True)  # truecolor reached the terminal

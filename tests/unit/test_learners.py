@@ -59,6 +59,21 @@ def test_logreg_is_taken_only_when_it_beats_the_cnn_significantly():
     assert choose_learner(labels, logreg, cnn).learner == "cnn"  # the CNN right instead
 
 
+def test_the_choice_counts_the_labels_that_sample_the_scan_evenly():
+    labels = np.array([0, 1, 2] * 10)
+    logreg = labels.copy()
+    cnn = labels.copy()
+    cnn[:12] = (labels[:12] + 1) % 3  # the CNN misses twelve wall labels ...
+    grid = np.zeros(30, bool)
+    grid[12:] = True  # ... and gets every grid label right, as logreg does
+    assert choose_learner(labels, cnn, logreg).learner == "logreg"
+    kept = choose_learner(labels, cnn, logreg, counted=grid)
+    assert kept.learner == "cnn" and "on 18 grid and random labels" in kept.reason
+    few = np.zeros(30, bool)
+    few[12:20] = True  # fewer than MIN_REPRESENTATIVE: every label counts
+    assert choose_learner(labels, cnn, logreg, counted=few).learner == "logreg"
+
+
 class ArrayCache:
     """The part of PatternCache a learner reads: the scan's model inputs."""
 

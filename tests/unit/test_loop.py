@@ -10,37 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sim_truth
+from conftest import fake_model, one_hot, sim_truth
 
 from ghosttui.errors import GhostError
 from ghosttui.loop.controller import LabellingController
 from ghosttui.loop.promotion import judge
-from ghosttui.loop.rounds import TrainedModel, TrainingJob
+from ghosttui.loop.rounds import TrainingJob
 from ghosttui.metrics import sign_test_worse
 from ghosttui.sampling.schedule import interleave
 from ghosttui.session.settings import SamplingSpec
 
 CLASSES = ["horizontal", "vertical", "none"]
-
-
-def fake_model(session, job: TrainingJob, probabilities: np.ndarray, **metrics) -> TrainedModel:
-    """What train_model returns, with files written, without training anything."""
-    stem = f"fake-{job.round}-{job.up_to_event}-{len(session.store.models())}"
-    checkpoint = session.dir / "checkpoints" / f"{stem}.pt"
-    checkpoint.parent.mkdir(exist_ok=True)
-    checkpoint.write_bytes(b"fake")
-    predictions = session.save_predictions(stem, job.round, probabilities)
-    digest = session.store.training_digest(session.store.labels_at(job.up_to_event))
-    return TrainedModel(job, checkpoint, predictions, probabilities, digest, dict(metrics))
-
-
-def one_hot(truth: np.ndarray, wrong: float = 0.0, seed: int = 0) -> np.ndarray:
-    """Probabilities that say the truth, except at a random ``wrong`` share of positions."""
-    classes = truth.copy()
-    rng = np.random.default_rng(seed)
-    flip = rng.random(truth.shape) < wrong
-    classes[flip] = (classes[flip] + 1) % 3
-    return np.eye(3, dtype=np.float32)[classes] * 0.9 + 0.1 / 3
 
 
 def answer(loop: LabellingController, truth: np.ndarray) -> None:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Static
 
 from ghosttui.render.cells import resample_nearest
-from ghosttui.render.colour import Contrast, class_map_rgb, colourise, hex_to_rgb
+from ghosttui.render.colour import (
+    Contrast,
+    class_map_rgb,
+    colourise,
+    readable_hex,
+    readable_rgb,
+)
 from ghosttui.tui.widgets.cell_canvas import CellCanvas
 
 LAYERS = ("labels", "prediction", "confidence", "adf")
@@ -23,7 +30,28 @@ ZOOMS = ("fit", "1:1", "2:1")
 
 
 class ScanMap(Vertical):
-    """Layers cycle with a key; labelled positions are marked in their class colour."""
+    """Layers cycle with a key; labelled positions are marked in their class colour.
+
+    When the first model's predictions arrive the domain map is shown. Posts
+    :class:`ScanMap.ViewChanged` whenever the layer or zoom changes, so that the
+    app can remember them.
+    """
+
+    DEFAULT_CSS = """
+    ScanMap > #map-title {
+        height: 1;
+        color: $text-muted;
+    }
+    ScanMap > #map-canvas {
+        height: 1fr;
+        width: 1fr;
+    }
+    """
+
+    class ViewChanged(Message):
+        def __init__(self, layer: str, zoom: str) -> None:
+            super().__init__()
+            self.layer, self.zoom = layer, zoom
 
     def __init__(self, mode: str = "halfblock", *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -57,9 +85,35 @@ class ScanMap(Vertical):
         if labels is not None:
             self.labels = labels
         if probabilities is not None:
+            first = self.probabilities is None
             self.probabilities = probabilities
+            if first and self.map_layer in ("labels", "adf"):
+                self._set(layer="prediction")
         self.cursor = cursor
         self.redraw()
+
+    def restore(
+        self, layer: str | None, zoom: str | None, probabilities: np.ndarray | None = None
+    ) -> None:
+        """Start from a remembered layer and zoom, with the predictions the session already has
+        (a model layer only once a model exists; with a model and nothing remembered, the
+        domain map)."""
+        if probabilities is not None:
+            self.probabilities = probabilities
+            if layer is None:
+                layer = "prediction"
+        if zoom in ZOOMS:
+            self.zoom = zoom
+        if layer in LAYERS and (
+            layer not in ("prediction", "confidence") or self.probabilities is not None
+        ):
+            self.map_layer = layer
+        self.redraw()
+
+    def _set(self, layer: str | None = None, zoom: str | None = None) -> None:
+        self.map_layer = layer or self.map_layer
+        self.zoom = zoom or self.zoom
+        self.post_message(self.ViewChanged(self.map_layer, self.zoom))
 
     def cycle_layer(self) -> str:
         layers = [
@@ -68,12 +122,12 @@ class ScanMap(Vertical):
             if lay not in ("prediction", "confidence") or self.probabilities is not None
         ]
         index = layers.index(self.map_layer) if self.map_layer in layers else -1
-        self.map_layer = layers[(index + 1) % len(layers)]
+        self._set(layer=layers[(index + 1) % len(layers)])
         self.redraw()
         return self.map_layer
 
     def cycle_zoom(self) -> str:
-        self.zoom = ZOOMS[(ZOOMS.index(self.zoom) + 1) % len(ZOOMS)]
+        self._set(zoom=ZOOMS[(ZOOMS.index(self.zoom) + 1) % len(ZOOMS)])
         self.redraw()
         return self.zoom
 
@@ -85,7 +139,8 @@ class ScanMap(Vertical):
             if self.map_layer == "prediction":
                 chance = 1.0 / self.probabilities.shape[-1]
                 brightness = 0.35 + 0.65 * np.clip((confidence - chance) / (1 - chance), 0, 1)
-                return class_map_rgb(self.probabilities.argmax(-1), self.colours, brightness)
+                colours = [readable_hex(c) for c in self.colours]
+                return class_map_rgb(self.probabilities.argmax(-1), colours, brightness)
             return colourise(confidence, "inferno")
         image = self.adf if self.map_layer == "adf" and self.adf is not None else self.vbf
         grey = Contrast(mode="linear", low=0.5, high=99.5).apply(image)
@@ -125,7 +180,7 @@ class ScanMap(Vertical):
             )
 
         if self.map_layer in ("labels", "adf", "prediction"):
-            table = [np.array(hex_to_rgb(c), np.uint8) for c in self.colours]
+            table = [np.array(readable_rgb(c), np.uint8) for c in self.colours]
             for (rx, ry), cls in self.labels.items():
                 at = pixel(rx, ry)
                 if at is not None:
@@ -137,6 +192,8 @@ class ScanMap(Vertical):
         return picture
 
     def redraw(self) -> None:
+        if not self.is_mounted:
+            return
         title = LAYER_TITLES[self.map_layer]
         if self.cursor is not None:
             title += f"  [dim]cursor ({self.cursor[0]}, {self.cursor[1]})[/]"

@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
+from ghosttui.render.colour import readable_hex
+
 SOURCE_STYLES = {
     "grid": "cyan",
     "boundary": "magenta",
@@ -44,63 +46,84 @@ class StatusInfo:
     model_id: int | None = None
     model_stale: bool = False
     candidates: int = 0
-    estimate: str = ""
+    holdout_accuracy: float | None = None
+    holdout_ci: tuple[float, float] | None = None
+    holdout_n: int = 0
     stability: str = ""
     stability_reason: str = ""
     stopping_rule: str = ""
     recent: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
+def _fixed(text: str, style: str = "") -> Text:
+    """A value that is never wrapped (a figure split over two lines misreads); too long, it
+    ends in an ellipsis instead."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
 def status_renderable(info: StatusInfo) -> Group:
-    parts: list[Any] = []
-    head = Text.assemble(
-        (f"{info.session}", "bold"), f"  round {info.round}  ", (info.strategy, "dim")
-    )
-    parts.append(head)
+    """The panel's text: short key/value rows whose values never wrap, and sentences that do."""
+    parts: list[Any] = [
+        _fixed(info.session, "bold"),
+        Text.assemble(f"round {info.round} · ", (info.strategy, "dim"), no_wrap=True),
+    ]
+    rows = Table.grid(padding=(0, 1))
+    rows.add_column(style="dim", no_wrap=True)
+    rows.add_column(no_wrap=True, overflow="ellipsis")
     if info.position is not None:
-        style = SOURCE_STYLES.get(info.source, "white")
-        line = Text.assemble(
-            ("query ", "dim"), f"({info.position[0]}, {info.position[1]}) ", (info.source, style)
-        )
+        rows.add_row("query", f"({info.position[0]}, {info.position[1]})")
+        rows.add_row("from", Text(info.source, style=SOURCE_STYLES.get(info.source, "white")))
         if info.current_label:
-            line.append(f"  labelled {info.current_label}", style="dim")
-        parts.append(line)
-    else:
+            rows.add_row("label", info.current_label)
+    parts.append(rows)
+    if info.position is None:
         parts.append(Text("no query now", style="dim"))
     table = Table.grid(padding=(0, 1))
-    table.add_column(justify="left")
-    table.add_column(justify="right")
+    table.add_column(justify="left", no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", no_wrap=True)
     for (name, count), colour, key in zip(
         info.counts.items(), info.colours, info.keys, strict=False
     ):
-        table.add_row(Text.assemble(("■ ", colour), f"{name} ", (f"[{key}]", "dim")), str(count))
+        table.add_row(
+            Text.assemble(("■ ", readable_hex(colour)), f"{name} ", (f"[{key}]", "dim")),
+            str(count),
+        )
     total = sum(info.counts.values())
     table.add_row(Text("labels", style="bold"), Text(f"{total}", style="bold"))
     parts.append(table)
-    parts.append(
-        Text(
-            f"training labels {info.training_labels}/{info.budget}, queue {info.pending}",
-            style="dim",
-        )
-    )
-    if info.plan:
-        parts.append(Text(info.plan, style="italic dim"))
+    figures = Table.grid(padding=(0, 1))
+    figures.add_column(style="dim", no_wrap=True, min_width=9)
+    figures.add_column(no_wrap=True, overflow="ellipsis")
+    figures.add_row("training", f"{info.training_labels}/{info.budget}")
+    figures.add_row("queue", str(info.pending))
     if info.model_id is not None:
-        model = Text.assemble(("model ", "bold"), f"{info.model_id} (round {info.model_round})")
+        figures.add_row(Text("model", style="bold"), f"{info.model_id} (round {info.model_round})")
         if info.model_stale:
-            model.append("  stale: trained on labels since undone or changed", style="yellow")
-        parts.append(model)
-        parts.append(Text(f"holdout {info.estimate}"))
+            figures.add_row("", Text("stale", style="yellow"))
+        if info.holdout_accuracy is None or not info.holdout_n:
+            figures.add_row("holdout", "- (no labels)")
+        else:
+            figures.add_row("holdout", f"{info.holdout_accuracy:.1%}")
+            if info.holdout_ci is not None:
+                lo, hi = info.holdout_ci
+                figures.add_row("95% CI", f"{lo:.0%}-{hi:.0%} (n={info.holdout_n})")
     else:
-        parts.append(Text("model: none yet (one trains when this round ends)", style="dim"))
+        figures.add_row("model", "none yet")
+    verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
+        info.stability, "dim"
+    )
+    figures.add_row(Text("stopping", style="bold"), Text(info.stability, style=verdict_style))
+    parts.append(figures)
+    if info.model_stale:
+        parts.append(Text("the model was trained on labels since undone or changed", style="dim"))
+    if info.model_id is None:
+        parts.append(Text("one trains when this round ends", style="dim"))
     if info.candidates:
         parts.append(
             Text(f"{info.candidates} candidate model(s) not used: p promotes", style="yellow")
         )
-    verdict_style = {"stable": "bold green", "settling": "yellow", "changing": "red"}.get(
-        info.stability, "dim"
-    )
-    parts.append(Text.assemble(("stopping rule ", "bold"), (info.stability, verdict_style)))
+    if info.plan:
+        parts.append(Text(info.plan, style="italic dim"))
     if info.stability_reason:
         parts.append(Text(info.stability_reason, style="dim"))
     if info.stopping_rule:
@@ -109,12 +132,25 @@ def status_renderable(info: StatusInfo) -> Group:
         recent = Text("recent ", style="dim")
         for rx, ry, cls, colour in info.recent[-4:]:
             recent.append(f"({rx},{ry})", style="dim")
-            recent.append(f"{cls[:1]} ", style=colour)
+            recent.append(f"{cls[:1]} ", style=readable_hex(colour))
         parts.append(recent)
     return Group(*parts)
 
 
 class StatusPanel(Vertical):
+    DEFAULT_CSS = """
+    StatusPanel > #status-text {
+        height: auto;
+    }
+    StatusPanel > #training-text {
+        margin-top: 1;
+        height: auto;
+    }
+    StatusPanel > #training-bar {
+        height: 1;
+    }
+    """
+
     def compose(self) -> ComposeResult:
         yield Static("", id="status-text")
         yield Static("", id="training-text")
