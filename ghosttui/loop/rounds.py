@@ -115,7 +115,7 @@ def train_model(
     cache = session.cache(
         progress=lambda d, t: report(RoundUpdate("cache", d, t, "building cache"))
     )
-    positions, labels, sources = session.store.label_arrays(labels=snapshot)
+    positions, labels, _ = session.store.label_arrays(labels=snapshot)
     digest = session.store.training_digest(snapshot)
 
     import torch
@@ -136,7 +136,6 @@ def train_model(
             epochs=job.epochs,
             progress=lambda done, total, text: report(RoundUpdate("train", done, total, text)),
             should_stop=stop,
-            sources=sources,
         )
         seconds_train = time.perf_counter() - started
         started = time.perf_counter()
