@@ -1,4 +1,5 @@
-# Two commands for a newcomer:  `make demo`  and  `make test`  (`make test-fast` skips slow tests).
+# Two commands for a newcomer:  `make demo`  and  `make test`  (the quick suite; `make test-all`
+# adds the tests marked slow, as CI does).
 # Torch is installed first and only when it is not importable: CI and a fresh
 # machine get the CPU wheel (TORCH_SPEC); a GPU server's own CUDA torch is kept,
 # because the virtual environment then sees the site-packages of $(PYTHON).
@@ -13,7 +14,7 @@ STAMP := $(VENV)/.ghosttui-installed
 # about 20 s to install plus about 15 s for pip's second pass, measured on the shared 2-core CPU)
 TEST_STAMP := $(VENV)/.ghosttui-test-extras
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-slow test-all lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -31,13 +32,17 @@ demo: $(STAMP)
 	@echo "ghosttui is $(BIN)/ghosttui (or 'source $(BIN)/activate' to put it on PATH);"
 	@echo "the demo session is in the sessions home: '$(BIN)/ghosttui sessions' shows where."
 
-# Everything, slow tests included (what CI runs: .ci/run).
+# Every test but those marked slow (real training rounds, subprocesses, tmux, clusters).
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
-
-# While developing: everything but the tests marked slow (real training, subprocesses, tmux).
-test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Only the tests marked slow; CI (.ci/run) runs `make test` and then these.
+test-slow: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Everything in one run.
+test-all: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -111,6 +111,8 @@ def train_command(
                 f"`ghosttui promote {session.name}` takes it anyway"
             ),
         ]
+        if "choice_reason" in m:
+            lines.append(f"learner auto took {m['learner']}: {m['choice_reason']}")
         estimate = loop.estimate()
         holdout = estimate.holdout
         lines.append(

@@ -501,7 +501,9 @@ class GhostApp(App[None]):
             return f"training failed: {c.failure} (r retries)"
         if c.model is None:
             return "model: none yet"
-        return f"model {c.model.id} (round {c.model.round}) in use"
+        learner = c.model.metrics.get("learner")
+        how = f", {learner}" if learner else ""
+        return f"model {c.model.id} (round {c.model.round}{how}) in use"
 
     def drive_training(self) -> None:
         """Cancel a stale training job; start the job the controller asks for."""
