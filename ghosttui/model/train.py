@@ -207,7 +207,6 @@ def train(
     n_classes: int,
     config: TrainConfig,
     *,
-    init_state: dict[str, torch.Tensor] | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
@@ -232,11 +231,6 @@ def train(
     size = patterns.shape[-1]
     arch_config = {"width": config.width} if config.arch == "ghostnet" else {}
     model = build_network(config.arch, n_classes, size, **arch_config)
-    if init_state is not None:
-        try:
-            model.load_state_dict(init_state)
-        except RuntimeError as exc:
-            raise ModelError(f"cannot warm-start from the previous model: {exc}") from exc
     model.to(device)
 
     x_all = torch.from_numpy(np.ascontiguousarray(patterns, dtype=np.float32)).unsqueeze(1)

@@ -330,27 +330,6 @@ def test_training_refuses_bad_labels(labels, fragment):
         train(x, np.array(labels, dtype=np.int64), 3, tiny())
 
 
-def test_warm_start_from_a_model_that_does_not_fit():
-    x, y = bars(9)
-    other = GhostNet(5, width=4).state_dict()
-    with pytest.raises(ModelError, match="cannot warm-start"):
-        train(x, y, 3, tiny(), init_state=other)
-
-
-def test_warm_start_begins_from_the_given_weights():
-    x, y = bars(9)
-    first = train(x, y, 3, tiny())
-    reports = []
-    # at learning rate zero nothing moves: the result is the initial state
-    train_again = train(
-        x, y, 3, tiny(lr=0.0, augment=False), init_state=first.state_dict, progress=reports.append
-    )
-    for key, value in first.state_dict.items():
-        if "running" in key or "num_batches" in key:
-            continue  # batch-norm statistics do move in train mode
-        assert torch.equal(train_again.state_dict[key], value), key
-
-
 # -- checkpoints ---------------------------------------------------------------------------------
 def meta(**extra):
     return {
