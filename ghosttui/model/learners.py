@@ -368,6 +368,20 @@ def _fit_auto(
     logreg = cv_predictions(logreg_fit_predict(standard.apply(patterns), labels), labels, fold_of)
     fold_counter = iter(range(1, AUTO_FOLDS + 1))
 
+    def fit_cnn(index: np.ndarray, cnn_epochs: int | None, report: Progress | None) -> Fitted:
+        return _fit_cnn(
+            spec,
+            rotation_swap,
+            patterns[index],
+            labels[index],
+            n_classes,
+            device,
+            seed,
+            cnn_epochs,
+            report,
+            should_stop,
+        )
+
     def cnn_fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         fold = next(fold_counter)
 
@@ -375,18 +389,7 @@ def _fit_auto(
             if progress is not None:
                 progress(done, total, f"cross-validating the CNN, fold {fold}/{AUTO_FOLDS}: {text}")
 
-        fitted = _fit_cnn(
-            spec,
-            rotation_swap,
-            patterns[train],
-            labels[train],
-            n_classes,
-            device,
-            seed,
-            min(epochs or spec.epochs, AUTO_CV_EPOCHS),
-            fold_progress,
-            should_stop,
-        )
+        fitted = fit_cnn(train, min(epochs or spec.epochs, AUTO_CV_EPOCHS), fold_progress)
         return predict_patterns(fitted.network.eval(), patterns[test], device).argmax(1)
 
     cnn = cv_predictions(cnn_fit_predict, labels, fold_of)
@@ -402,18 +405,7 @@ def _fit_auto(
             metrics=choice.cv["logreg"],
         )
     else:
-        fitted = _fit_cnn(
-            spec,
-            rotation_swap,
-            patterns,
-            labels,
-            n_classes,
-            device,
-            seed,
-            epochs,
-            progress,
-            should_stop,
-        )
+        fitted = fit_cnn(np.arange(len(labels)), epochs, progress)
         fitted.metrics.update(choice.cv["cnn"])
     fitted.metrics.update(
         chosen_by="auto",

@@ -503,6 +503,31 @@ class LabelStore:
         return target
 
     # -- queue ------------------------------------------------------------------
+    def _checked_queries(
+        self, items: Iterable[tuple[int, int, str, float]]
+    ) -> list[tuple[int, int, str, float]]:
+        items = list(items)
+        for rx, ry, source, _ in items:
+            self._check_position(rx, ry)
+            self._check_source(source)
+        return items
+
+    def _insert_queries(
+        self, db: sqlite3.Connection, items: list[tuple[int, int, str, float]], round: int
+    ) -> int:
+        """Queue ``items`` in ``round`` inside the caller's transaction; pending positions once."""
+        pending = {(q.rx, q.ry) for q in self.pending()}
+        rows = []
+        for rx, ry, source, priority in items:
+            if (rx, ry) in pending:
+                continue
+            pending.add((rx, ry))
+            rows.append((int(rx), int(ry), source, round, float(priority)))
+        db.executemany(
+            "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
+        )
+        return len(rows)
+
     def enqueue(
         self,
         items: Iterable[tuple[int, int, str, float]],
@@ -514,24 +539,12 @@ class LabelStore:
         ``meta`` entries are written in the same transaction (the sampler's state).
         """
         round = self.round if round is None else round
-        items = list(items)
-        for rx, ry, source, _ in items:
-            self._check_position(rx, ry)
-            self._check_source(source)
+        items = self._checked_queries(items)
         with self._transaction() as db:
-            pending = {(q.rx, q.ry) for q in self.pending()}
-            rows = []
-            for rx, ry, source, priority in items:
-                if (rx, ry) in pending:
-                    continue
-                pending.add((rx, ry))
-                rows.append((int(rx), int(ry), source, round, float(priority)))
-            db.executemany(
-                "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
-            )
+            queued = self._insert_queries(db, items, round)
             for key, value in (meta or {}).items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
-        return len(rows)
+        return queued
 
     def pending(self) -> list[QueueItem]:
         rows = self._rows(
@@ -597,28 +610,16 @@ class LabelStore:
         schedule: dict[str, Any],
     ) -> int:
         """Queue round ``round``'s queries and make it the round being labelled (one transaction)."""
-        items = list(items)
-        for rx, ry, source, _ in items:
-            self._check_position(rx, ry)
-            self._check_source(source)
+        items = self._checked_queries(items)
         with self._transaction() as db:
-            pending = {(q.rx, q.ry) for q in self.pending()}
-            rows = []
-            for rx, ry, source, priority in items:
-                if (rx, ry) in pending:
-                    continue
-                pending.add((rx, ry))
-                rows.append((int(rx), int(ry), source, round, float(priority)))
-            db.executemany(
-                "INSERT INTO queue (rx, ry, source, round, priority) VALUES (?,?,?,?,?)", rows
-            )
+            queued = self._insert_queries(db, items, round)
             db.execute(
                 "INSERT OR REPLACE INTO round_plans (round, planned, message, schedule, ended_event)"
                 " VALUES (?, ?, ?, ?, NULL)",
                 (round, time.time(), message, json.dumps(schedule)),
             )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (json.dumps(round),))
-        return len(rows)
+        return queued
 
     def end_round(self, round: int, event_id: int) -> None:
         """Record that ``event_id`` answered the last query of ``round``."""
