@@ -1,10 +1,13 @@
-"""Learners on kinematic and multislice scans: auto (the default) against the logistic baseline.
+"""Learners on kinematic and multislice scans: the default against the logistic baseline.
 
 For every scan: ``ghosttui bench --learner L`` (the same command a user runs) for
 each learner, strategy, budget and seed, written to
-``benchmarks/results/learners_<scan>_<learner>.json``; and the ceiling: 5-fold
-cross-validated whole-map accuracy of logistic regression with every pattern
-labelled (each pattern predicted by a model that did not see it), in
+``benchmarks/results/learners_<scan>_<learner>.json``. A learner is a name
+(``auto``, ``logreg``, ``cnn``: the session's default ``[model] train_average``, 3)
+or a name with the linear learner's neighbourhood, ``logreg-k1`` (``--train-average
+1``: the plain baseline, every label its own pattern). The ceiling: whole-map accuracy
+of logistic regression with every pattern labelled, 5-fold cross-validated (each
+pattern predicted by a model that saw neither it nor its fold), for k = 1 and k = 3, in
 ``learners_<scan>_ceiling.json``.
 
 Multislice scans are made once with ``ghosttui simulate --physics multislice``
@@ -12,7 +15,8 @@ Multislice scans are made once with ``ghosttui simulate --physics multislice``
 docs/simulation.md); pass them with ``--scans``. Kinematic ones are simulated here.
 
     python benchmarks/learners.py --scans kin:wall,ms/pto_wall_d1e4.h5 \\
-        [--learners auto,logreg] [--strategies hybrid,random] [--budgets 50,100] [--seeds 0,1,2]
+        [--learners auto,logreg,logreg-k1] [--strategies hybrid,random] [--budgets 50,100] \\
+        [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -42,8 +46,26 @@ def scan_name(spec: str) -> str:
     return f"kin_{spec[4:]}" if spec.startswith("kin:") else Path(spec).stem
 
 
-def ceiling(path: Path, folds: int = 5) -> dict:
-    """Cross-validated accuracy of logistic regression with every pattern labelled."""
+def neighbourhood_sums(values: np.ndarray, weight: np.ndarray, k: int) -> tuple:
+    """Per position, the sum of ``weight * values`` and of ``weight`` over its k x k block
+    (cut at the scan's edges): ``values`` (Rx, Ry, F), ``weight`` (Rx, Ry, 1)."""
+    half = k // 2
+    padded_v = np.pad(values * weight, ((half, half), (half, half), (0, 0)))
+    padded_w = np.pad(weight, ((half, half), (half, half), (0, 0)))
+    total, count = np.zeros_like(values), np.zeros_like(weight)
+    n_rx, n_ry = values.shape[:2]
+    for dr in range(k):
+        for dc in range(k):
+            total += padded_v[dr : dr + n_rx, dc : dc + n_ry]
+            count += padded_w[dr : dr + n_rx, dc : dc + n_ry]
+    return total, count
+
+
+def ceiling(path: Path, train_average: int, folds: int = 5) -> dict:
+    """Cross-validated whole-map accuracy of logistic regression with every pattern
+    labelled. With ``train_average`` k > 1 each training pattern is the mean of its k x k
+    block over the positions of its own class outside the held-out fold (as a session
+    fits its labels: other classes and hidden positions left out)."""
     import h5py
 
     from ghosttui.data import LoadOptions
@@ -61,11 +83,27 @@ def ceiling(path: Path, folds: int = 5) -> dict:
         truth = f["truth"][()].astype(np.int64).ravel()
     started = time.perf_counter()
     z = PixelStandardiser(cache).apply(cache.read(0, cache.n_patterns))
-    predicted = cv_predictions(
-        logreg_fit_predict(z, truth), truth, stratified_folds(truth, folds, seed=0)
-    )
+    fold_of = stratified_folds(truth, folds, seed=0)
+    train_inputs = None
+    if train_average > 1:
+        shape = (*cache.scan_shape, -1)
+
+        def train_inputs(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+            visible = np.ones(len(truth), np.float32)
+            visible[test] = 0
+            total = np.zeros(z.shape, np.float32)
+            count = np.zeros((len(truth), 1), np.float32)
+            for cls in np.unique(truth):
+                weight = (visible * (truth == cls)).reshape(shape)
+                t, c = neighbourhood_sums(z.reshape(shape), weight, train_average)
+                mine = truth == cls
+                total[mine], count[mine] = t.reshape(len(truth), -1)[mine], c.reshape(-1, 1)[mine]
+            return (total / np.maximum(count, 1))[train]
+
+    predicted = cv_predictions(logreg_fit_predict(z, truth, train_inputs), truth, fold_of)
     return {
         "learner": "logreg",
+        "train_average": train_average,
         "folds": folds,
         "patterns": int(truth.size),
         "accuracy": float(np.mean(predicted == truth)),
@@ -76,7 +114,7 @@ def ceiling(path: Path, folds: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", default="kin:wall,kin:stripes")
-    parser.add_argument("--learners", default="auto,logreg")
+    parser.add_argument("--learners", default="auto,logreg,logreg-k1")
     parser.add_argument("--strategies", default="hybrid,random")
     parser.add_argument("--budgets", default="50,100")
     parser.add_argument("--seeds", default="0,1,2")
@@ -87,17 +125,18 @@ def main() -> None:
         path, name = scan_path(spec), scan_name(spec)
         for learner in args.learners.split(","):
             out = RESULTS / f"learners_{name}_{learner}.json"
+            base, _, k = learner.partition("-k")
             command = [
-                GHOSTTUI, "bench", str(path), "--learner", learner,
+                GHOSTTUI, "bench", str(path), "--learner", base,
                 "--strategy", args.strategies, "--budget", args.budgets,
                 "--seed", args.seeds, "--json", str(out),
-            ]  # fmt: skip
+            ] + (["--train-average", k] if k else [])  # fmt: skip
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
         if not args.no_ceiling:
-            result = ceiling(path)
-            print(f"{name} ceiling: {result}", flush=True)
-            save(f"learners_{name}_ceiling", {"scan": str(path), **result})
+            results = [ceiling(path, k) for k in (1, 3)]
+            print(f"{name} ceiling: {results}", flush=True)
+            save(f"learners_{name}_ceiling", {"scan": str(path), "ceilings": results})
 
 
 if __name__ == "__main__":

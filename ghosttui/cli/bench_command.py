@@ -63,8 +63,16 @@ def bench(
         str | None,
         typer.Option(
             "--learner",
-            help="auto (the default: the CNN unless logistic regression beats it in "
-            "cross-validation on the labels), cnn, logreg (the baseline).",
+            help="auto (the default: logistic regression unless the CNN beats it "
+            "significantly in cross-validation on the labels), cnn, logreg (the baseline).",
+        ),
+    ] = None,
+    train_average: Annotated[
+        int | None,
+        typer.Option(
+            "--train-average",
+            help="The linear learner fits each label as the mean of the KxK positions "
+            "around it (odd; 1: the pattern alone; default: the session setting, 3).",
         ),
     ] = None,
     label_noise: Annotated[
@@ -110,10 +118,13 @@ def bench(
     from ghosttui.patterns.cache import open_or_build
     from ghosttui.sampling.schedule import check_strategy
     from ghosttui.session.protect import check_output
+    from ghosttui.session.settings import ModelSpec
 
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
     if learner is not None:
         check_learner(learner)
+    if train_average is not None:
+        ModelSpec(train_average=train_average)  # refused now: odd, 1..15
     budgets = _ints(budget, "--budget")
     seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
     whole(grid_step, "--grid-step (0: chosen from the budget)", 0)
@@ -157,6 +168,7 @@ def bench(
         options=options,
         preprocess=settings,
         learner=learner,
+        train_average=train_average,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,

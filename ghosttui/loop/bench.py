@@ -51,6 +51,7 @@ class BenchRun:
     models: int
     train_seconds: float
     holdout_estimate: float | None = None
+    train_average: int = 1  # [model] train_average (the linear learner's neighbourhood)
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -121,6 +122,7 @@ def run_once(
     options: LoadOptions | None = None,
     preprocess: PreprocessSettings | None = None,
     learner: str | None = None,
+    train_average: int | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     round_size: int = 0,
@@ -130,7 +132,8 @@ def run_once(
     started = time.perf_counter()
     sampling = SamplingSpec(strategy=strategy, budget=budget, seed=seed, grid_step=grid_step)
     sampling.round_size = round_size
-    model = ModelSpec(seed=seed) if learner is None else ModelSpec(seed=seed, learner=learner)
+    chosen = {"learner": learner, "train_average": train_average}
+    model = ModelSpec(seed=seed, **{k: v for k, v in chosen.items() if v is not None})
     name = f"bench-{strategy}-{budget}-{seed}"
     session = Session.create(
         name,
@@ -172,6 +175,7 @@ def run_once(
         n_labels = len(loop.labels)
         n_holdout = loop.estimate().holdout.total
         learner_name = session.settings.model.learner
+        train_average = session.settings.model.train_average
         current = session.store.current_model()
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
@@ -192,6 +196,7 @@ def run_once(
         models=n_models,
         train_seconds=round(train_seconds, 2),
         holdout_estimate=estimate,
+        train_average=train_average,
         curve=curve,
     )
 
@@ -262,6 +267,7 @@ def run_bench(
     options: LoadOptions | None = None,
     preprocess: PreprocessSettings | None = None,
     learner: str | None = None,
+    train_average: int | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     epochs: int | None = None,
@@ -284,6 +290,7 @@ def run_bench(
                         options=options,
                         preprocess=preprocess,
                         learner=learner,
+                        train_average=train_average,
                         label_noise=label_noise,
                         grid_step=grid_step,
                         epochs=epochs,

@@ -68,6 +68,14 @@ def training_labels(labels: dict[tuple[int, int], Label]) -> dict[tuple[int, int
     return {pos: lab for pos, lab in labels.items() if lab.source != "holdout"}
 
 
+def holdout_positions(session: Session, labels: dict[tuple[int, int], Label]) -> np.ndarray:
+    """(k, 2) holdout positions, labelled in ``labels`` or still queued: no training input
+    may contain their patterns."""
+    held = {pos for pos, lab in labels.items() if lab.source == "holdout"}
+    held |= {(q.rx, q.ry) for q in session.store.pending() if q.source == "holdout"}
+    return np.array(sorted(held), dtype=np.int64).reshape(-1, 2)
+
+
 def missing_classes(
     session: Session, labels: dict[tuple[int, int], Label] | None = None
 ) -> list[str]:
@@ -131,6 +139,7 @@ def train_model(
             labels,
             cache=cache,
             positions=positions,
+            hidden=holdout_positions(session, snapshot),
             device=device,
             seed=spec.seed if job.seed is None else job.seed,
             epochs=job.epochs,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ghosttui.errors import GhostError
+from ghosttui.patterns.neighbourhood import neighbourhood
 from ghosttui.patterns.references import ClassMeans, confident_members
 from ghosttui.patterns.sources import DetectorFrames, ModelInputs, PatternSource
 from ghosttui.render.cells import area_resize, resample_nearest
@@ -42,7 +43,6 @@ from ghosttui.render.views import (
     disk_smooth,
     diverging_rgb,
     grid_centre,
-    neighbourhood,
     ring_mask,
     signed_unit,
     view_values,

@@ -256,16 +256,6 @@ def diverging_rgb(unit: np.ndarray) -> np.ndarray:
     return DIVERGING_LUT[index]
 
 
-def neighbourhood(rx: int, ry: int, size: int, scan_shape: tuple[int, int]) -> tuple[slice, slice]:
-    """The ``size`` x ``size`` block of positions centred on (rx, ry), cut at the scan's edges."""
-    half = size // 2
-    n_rx, n_ry = scan_shape
-    return (
-        slice(max(0, rx - half), min(n_rx, rx + half + 1)),
-        slice(max(0, ry - half), min(n_ry, ry + half + 1)),
-    )
-
-
 def ring_mask(rows: slice, cols: slice, core: tuple[slice, slice]) -> np.ndarray:
     """Flat mask over the block ``rows`` x ``cols``: True outside the ``core`` block."""
     rr, cc = np.mgrid[rows, cols]

@@ -63,6 +63,9 @@ class ModelSpec:
     rotation_swap: list[list[str]] = field(
         default_factory=list
     )  # e.g. [["horizontal", "vertical"]]
+    # the linear learner fits each label as the mean of the k x k probe positions around it
+    # (odd; 1: the pattern alone). Predictions stay per pattern. See docs/learners.md.
+    train_average: int = 3
 
     # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
     RETIRED = ("keep", "patience", "warm_start")
@@ -77,6 +80,11 @@ class ModelSpec:
         whole(self.width, "[model] width", 1, 512)
         whole(self.epochs, "[model] epochs", 1, 100_000)
         whole(self.seed, "[model] seed", 0, 2**32 - 1)
+        whole(self.train_average, "[model] train_average", 1, 15)
+        if self.train_average % 2 == 0:
+            raise GhostError(
+                f"[model] train_average must be odd: 1, 3, 5, ... (got {self.train_average})"
+            )
         if not isinstance(self.device, str) or not self.device:
             raise GhostError(
                 f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"

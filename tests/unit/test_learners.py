@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from ghosttui.model.learners import (
+    AveragedInputs,
     choose_learner,
+    cnn_can_win,
     cv_predictions,
     fit_learner,
     stratified_folds,
@@ -72,41 +74,72 @@ class ArrayCache:
     def gather(self, positions: np.ndarray) -> np.ndarray:
         return self.patterns[positions[:, 0] * self.scan_shape[1] + positions[:, 1]]
 
+    def window(self, rows: slice, cols: slice) -> np.ndarray:
+        grid = self.patterns.reshape(*self.scan_shape, *self.patterns.shape[1:])
+        return grid[rows, cols].reshape(-1, *self.patterns.shape[1:])
 
-def comparison_patterns(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+
+def comparison_patterns(
+    n: int, rng: np.random.Generator, signal: float = 1.3, noise: float = 0.02
+) -> tuple[np.ndarray, np.ndarray]:
     """Classes told apart by which of two fixed pixels is brighter, under a large common
     brightness change: a position-bound comparison, as polarization is in dynamical patterns."""
     labels = rng.integers(0, 2, n)
     brightness = rng.uniform(0.5, 3.0, n)[:, None, None]
-    patterns = brightness * (1 + 0.02 * rng.standard_normal((n, 16, 16)))
-    patterns[:, 4, 5] *= np.where(labels == 0, 1.3, 1.0)
-    patterns[:, 11, 10] *= np.where(labels == 1, 1.3, 1.0)
+    patterns = brightness * (1 + noise * rng.standard_normal((n, 16, 16)))
+    patterns[:, 4, 5] *= np.where(labels == 0, signal, 1.0)
+    patterns[:, 11, 10] *= np.where(labels == 1, signal, 1.0)
     return patterns.astype(np.float32), labels
 
 
-def test_auto_takes_logreg_on_a_comparison_the_short_trained_cnn_misses_and_says_why():
+def fit_auto_on_comparison(signal: float, noise: float) -> tuple[object, np.ndarray, np.ndarray]:
+    """auto fitted on every 8th of 400 comparison patterns (classes drawn per pattern, so
+    nothing to average: train_average 1)."""
     rng = np.random.default_rng(0)
-    scan, labels = comparison_patterns(400, rng)
-    cache = ArrayCache(scan, (20, 20))
+    scan, labels = comparison_patterns(400, rng, signal, noise)
     chosen = np.arange(0, 400, 8)
     fitted = fit_learner(
-        ModelSpec(learner="auto", epochs=1),
+        ModelSpec(learner="auto", epochs=1, train_average=1),
         ["a", "b"],
         scan[chosen],
         labels[chosen],
-        cache=cache,
+        cache=ArrayCache(scan, (20, 20)),
         positions=np.stack(np.divmod(chosen, 20), 1),
         device=torch.device("cpu"),
         seed=0,
     )
+    with torch.inference_mode():
+        predicted = fitted.network(torch.from_numpy(scan).unsqueeze(1)).argmax(1).numpy()
+    return fitted, predicted, labels
+
+
+def test_auto_takes_logreg_on_a_comparison_the_short_trained_cnn_misses_and_says_why():
+    fitted, predicted, labels = fit_auto_on_comparison(signal=1.15, noise=0.05)
     assert isinstance(fitted.network, LinearOnPixels)
     assert fitted.learner == "logreg" and fitted.metrics["learner"] == "logreg"
     assert fitted.metrics["chosen_by"] == "auto"
-    assert fitted.metrics["cv_by_learner"]["logreg"] > fitted.metrics["cv_by_learner"]["cnn"]
+    cv = fitted.metrics["cv_by_learner"]
+    assert cv["logreg"] > cv["cnn"] + 0.1  # the CNN was fitted, and lost
     assert "logreg is not beaten" in fitted.metrics["choice_reason"]
-    with torch.inference_mode():
-        predicted = fitted.network(torch.from_numpy(scan).unsqueeze(1)).argmax(1).numpy()
+    assert np.mean(predicted == labels) > 0.65
+
+
+def test_auto_does_not_fit_the_cnn_when_too_few_logreg_errors_leave_it_no_chance():
+    fitted, predicted, labels = fit_auto_on_comparison(signal=1.3, noise=0.02)
+    assert fitted.learner == "logreg" and isinstance(fitted.network, LinearOnPixels)
+    assert "cnn" not in fitted.metrics["cv_by_learner"]
+    assert "the CNN was not fitted" in fitted.metrics["choice_reason"]
     assert np.mean(predicted == labels) > 0.9
+
+
+def test_the_cnn_can_win_only_against_five_or_more_logreg_errors():
+    # the best the CNN can do: right on every label logreg gets wrong, and on no other
+    for errors in range(8):
+        labels = np.zeros(20, np.int64)
+        logreg = labels.copy()
+        logreg[:errors] = 1
+        best_p = choose_learner(labels, labels.copy(), logreg).p_value if errors else 1.0
+        assert cnn_can_win(errors) == (best_p < 0.05), errors
 
 
 @pytest.mark.slow
@@ -121,7 +154,7 @@ def test_auto_takes_the_cnn_where_it_cross_validates_better():
         scan[i, y - 1 : y + 2, x - 1 : x + 2] += 3.0
     chosen = np.arange(0, n, 5)
     fitted = fit_learner(
-        ModelSpec(learner="auto", epochs=10, width=8),
+        ModelSpec(learner="auto", epochs=10, width=8, train_average=1),
         ["a", "b"],
         scan[chosen],
         labels[chosen],
@@ -132,3 +165,84 @@ def test_auto_takes_the_cnn_where_it_cross_validates_better():
     )
     assert isinstance(fitted.network, GhostNet) and fitted.learner == "cnn"
     assert "the CNN beats logreg" in fitted.metrics["choice_reason"]
+
+
+# -- neighbourhood-averaged training inputs ---------------------------------------------
+def domain_scan(
+    rng: np.random.Generator, shape: tuple[int, int] = (24, 24), noise: float = 0.6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two contiguous domains (left / right of a wall) told apart by which of two fixed
+    pixels is brighter, buried in pixel noise larger than the signal."""
+    n = shape[0] * shape[1]
+    truth = (np.arange(n) % shape[1] >= shape[1] // 2).astype(np.int64)
+    patterns = 1 + noise * rng.standard_normal((n, 12, 12))
+    patterns[:, 3, 4] += np.where(truth == 0, 0.5, 0.0)
+    patterns[:, 8, 7] += np.where(truth == 1, 0.5, 0.0)
+    return patterns.astype(np.float32), truth
+
+
+def index_grid(n_rx: int, n_ry: int) -> np.ndarray:
+    """Every pattern's value is its flat index: means show which positions went in."""
+    values = np.arange(n_rx * n_ry, dtype=np.float32)
+    return np.broadcast_to(values[:, None, None], (n_rx * n_ry, 2, 2)).copy()
+
+
+def test_averaged_inputs_leave_out_hidden_positions_other_classes_and_the_held_out_fold():
+    cache = ArrayCache(index_grid(5, 5), (5, 5))
+    at = lambda rx, ry: 5 * rx + ry  # noqa: E731
+    positions = np.array([[2, 2], [2, 3], [0, 0], [1, 1]])
+    labels = np.array([0, 1, 0, 0])
+    averaged = AveragedInputs(cache, positions, labels, 3, hidden=np.array([[1, 2]]))
+    means = averaged.means(np.arange(4))[:, 0, 0]
+    # (2, 2): its 3x3 block without (1, 2) (hidden) and (2, 3) (labelled the other class)
+    block = [at(r, c) for r in (1, 2, 3) for c in (1, 2, 3) if (r, c) not in ((1, 2), (2, 3))]
+    assert means[0] == pytest.approx(np.mean(block))
+    # (2, 3) is class 1: (2, 2) and (1, 1) are labelled class 0, (1, 2) is hidden
+    block = [at(r, c) for r in (1, 2, 3) for c in (2, 3, 4) if (r, c) not in ((1, 2), (2, 2))]
+    assert means[1] == pytest.approx(np.mean(block))
+    # (0, 0): the block is cut at the scan's corner, four positions, (1, 1) its own class
+    assert means[2] == pytest.approx(np.mean([at(0, 0), at(0, 1), at(1, 0), at(1, 1)]))
+    # cross-validation: label 3 held out, so (1, 1) leaves (0, 0)'s mean
+    fold = averaged.means(np.array([2]), held_out=np.array([3]))[:, 0, 0]
+    assert fold[0] == pytest.approx(np.mean([at(0, 0), at(0, 1), at(1, 0)]))
+
+
+def test_a_hidden_position_is_kept_in_its_own_mean():
+    cache = ArrayCache(index_grid(3, 3), (3, 3))
+    averaged = AveragedInputs(cache, np.array([[1, 1]]), np.array([0]), 3, np.array([[1, 1]]))
+    assert averaged.means(np.array([0]))[0, 0, 0] == pytest.approx(np.arange(9).mean())
+
+
+@pytest.mark.parametrize("learner", ["logreg", "auto"])
+def test_fitting_on_neighbourhood_means_beats_single_patterns_on_a_noisy_domain_scan(learner):
+    rng = np.random.default_rng(3)
+    shape = (24, 24)
+    scan, truth = domain_scan(rng, shape)
+    cache = ArrayCache(scan, shape)
+    chosen = np.sort(rng.choice(scan.shape[0], 30, replace=False))
+    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    accuracy = {}
+    for size in (1, 3):
+        fitted = fit_learner(
+            ModelSpec(learner=learner, epochs=2, width=4, train_average=size),
+            ["left", "right"],
+            scan[chosen],
+            truth[chosen],
+            cache=cache,
+            positions=positions,
+            device=torch.device("cpu"),
+            seed=0,
+        )
+        assert isinstance(fitted.network, LinearOnPixels)
+        assert fitted.metrics["train_average"] == size
+        with torch.inference_mode():  # predictions stay per pattern
+            predicted = fitted.network(torch.from_numpy(scan).unsqueeze(1)).argmax(1).numpy()
+        accuracy[size] = np.mean(predicted == truth)
+    assert accuracy[3] > accuracy[1] + 0.05, accuracy
+
+
+def test_train_average_must_be_odd():
+    from ghosttui.errors import GhostError
+
+    with pytest.raises(GhostError, match="train_average must be odd"):
+        ModelSpec(train_average=2)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ghosttui.errors import GhostError
+from ghosttui.patterns.neighbourhood import neighbourhood
 from ghosttui.patterns.references import ClassMeans, confident_members
 from ghosttui.patterns.sources import PatternSource
 from ghosttui.render.colour import Contrast, readable_rgb
@@ -21,7 +22,6 @@ from ghosttui.render.views import (
     diverging_rgb,
     fit_descan,
     grid_centre,
-    neighbourhood,
     partner,
     ring_mask,
     shift_stack,
