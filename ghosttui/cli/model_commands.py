@@ -62,7 +62,7 @@ def train_command(
     )
 
     from ghosttui.loop.controller import LabellingController
-    from ghosttui.loop.report import accuracy_text, count, cv_text, seconds_text
+    from ghosttui.loop.report import accuracy_text, count, cv_text, learner_text, seconds_text
     from ghosttui.loop.rounds import RoundUpdate, train_model
     from ghosttui.numbers import whole
     from ghosttui.session.session import Session
@@ -101,7 +101,7 @@ def train_command(
         threads = int(m.get("threads", 1))
         where = f"{device} ({count(threads, 'thread')})" if device == "cpu" else device
         lines = [
-            f"model {record.id} (round {job.round}, {m['learner']}): trained on {m['labels']} labels "
+            f"model {record.id} (round {job.round}, {learner_text(m)}): trained on {m['labels']} labels "
             f"in {seconds_text(m['seconds_train'])} on {where}",
             (
                 "now the model in use"

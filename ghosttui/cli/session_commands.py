@@ -208,7 +208,7 @@ def status(
     from rich.table import Table
 
     from ghosttui.loop.controller import LabellingController
-    from ghosttui.loop.report import accuracy_text, cv_text, holdout_text
+    from ghosttui.loop.report import accuracy_text, cv_text, holdout_text, learner_text
     from ghosttui.session.session import Session
 
     if name is None and directory is None:
@@ -286,7 +286,8 @@ def status(
         console.print(
             "model in use: "
             + (
-                f"{summary['model_id']} (round {summary['model_round']}, {summary['model_learner']})"
+                f"{summary['model_id']} (round {summary['model_round']}, "
+                f"{learner_text({'learner': summary['model_learner'], 'train_average': summary['model_train_average']})})"
                 if summary["model_id"] is not None
                 else "none"
             )

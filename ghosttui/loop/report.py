@@ -32,6 +32,13 @@ def holdout_text(metrics: dict[str, Any]) -> str:
     return accuracy_text(correct / n, wilson_interval(correct, n), n)
 
 
+def learner_text(metrics: dict[str, Any]) -> str:
+    """The learner a model was fitted with: ``"logreg, 3x3 means"``, ``"cnn"``, ``""``."""
+    learner = metrics.get("learner") or ""
+    k = int(metrics.get("train_average", 1))
+    return f"{learner}, {k}x{k} means" if learner == "logreg" and k > 1 else learner
+
+
 def cv_text(metrics: dict[str, Any]) -> str:
     if metrics.get("cv_accuracy") is None:
         return "-"

@@ -19,6 +19,7 @@ from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.report import learner_text
 from ghosttui.loop.rounds import TrainingJob
 from ghosttui.render.pane import META_KEY as PANE_META
 from ghosttui.render.pane import PaneState, PatternPane
@@ -501,7 +502,7 @@ class GhostApp(App[None]):
             return f"training failed: {c.failure} (r retries)"
         if c.model is None:
             return "model: none yet"
-        learner = c.model.metrics.get("learner")
+        learner = learner_text(c.model.metrics)
         how = f", {learner}" if learner else ""
         return f"model {c.model.id} (round {c.model.round}{how}) in use"
 

@@ -273,3 +273,13 @@ def test_loop_wording_counts_and_spreads():
     assert mean_text([0.9871]) == "98.7% (1 seed)"
     assert accuracy_text(0.9, (0.6, 0.98), 10) == "90.0% (95% CI 60%-98%, n=10)"
     assert accuracy_text(None, None, 0, what="holdout") == "holdout - (no labels)"
+
+
+def test_the_learner_is_named_with_its_neighbourhood():
+    from ghosttui.loop.report import learner_text
+
+    assert learner_text({"learner": "logreg", "train_average": 3}) == "logreg, 3x3 means"
+    assert learner_text({"learner": "logreg", "train_average": 1}) == "logreg"
+    assert learner_text({"learner": "logreg"}) == "logreg"  # models fitted before the setting
+    assert learner_text({"learner": "cnn"}) == "cnn"
+    assert learner_text({}) == ""
