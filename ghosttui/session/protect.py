@@ -19,7 +19,9 @@ An output is refused when it
    (hard links, other spellings);
 3. is an existing folder that holds a known session or its data file (an
    export swaps its whole folder);
-4. lies inside ghosttui's own data folder (the registry, recorded hashes);
+4. lies inside ghosttui's own data folder (the registry, recorded hashes) but
+   outside the sessions home (which by default lies inside it: the sessions and
+   the demo's scans there are guarded by 1-3);
 5. is one of the command's own inputs (``predict --data X --out X``).
 
 Overwriting anything else is allowed (an earlier ``predict --out`` file, say),
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from ghosttui.dirs import data_dir
 from ghosttui.errors import ProtectedPathError
+from ghosttui.session.home import sessions_root
 from ghosttui.session.registry import is_session_dir, known_session_dirs, session_summary
 
 HINT = "ghosttui never writes over a session's files; choose another output"
@@ -72,7 +75,9 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path] = ()) -> No
     folder = enclosing_session(resolved)
     if folder is not None:
         raise ProtectedPathError(f"is inside session folder {folder}; {HINT}", shown)
-    if _within(resolved, _resolved(data_dir())):
+    if _within(resolved, _resolved(data_dir())) and not _within(
+        resolved, _resolved(sessions_root())
+    ):
         raise ProtectedPathError(f"is inside ghosttui's own data folder; {HINT}", shown)
     is_folder = resolved.is_dir()
     for session in known_session_dirs():

@@ -181,3 +181,22 @@ def test_demo_lands_in_the_home_and_is_found_from_elsewhere(
     again = run_cli("demo")  # the second time: no new session, straight to the app
     assert again.code == 0 and "created" not in again.out
     assert opened == ["demo", "demo"]
+
+
+def test_the_default_home_inside_the_data_folder_takes_new_scans_but_guards_the_rest(
+    no_sessions_env, monkeypatch, make_session
+):
+    """By default the sessions home lies inside ghosttui's data folder: the demo's scan goes
+    to <home>/.data (the first `make demo` on a fresh machine), the registry stays guarded."""
+    from ghosttui.dirs import data_dir
+    from ghosttui.errors import ProtectedPathError
+    from ghosttui.session.protect import check_output
+
+    monkeypatch.delenv("GHOSTTUI_DATA_DIR")
+    assert no_sessions_env.parent == data_dir()
+    check_output(no_sessions_env / ".data" / "wall-seed0.h5")  # allowed
+    with pytest.raises(ProtectedPathError, match="own data folder"):
+        check_output(data_dir() / "registry.json")
+    make_session("alpha").close()
+    with pytest.raises(ProtectedPathError, match="inside session folder"):
+        check_output(no_sessions_env / "alpha" / "out.h5")
