@@ -3,12 +3,13 @@
 A session on the default simulated scan (206x34, ``wall``) gets 100 random labels from
 the truth; one round is trained as ``ghosttui train`` trains it (``train_model``,
 threads from ``cpu_threads()``: the usable cores less those other processes keep
-busy). Each case runs ``--repeats`` times: idle; with one competing busy process
+busy). Each case runs ``--repeats`` times: idle; idle on one thread (on 2 cores with
+one taken, the best a compute-bound round can do); with one competing busy process
 (a pure-Python loop pinned to nothing, as another user's job would be); and, for
 comparison, with the competitor and torch's default thread count (every core), the
 setting the issue measured as many times slower. The target: contended <= 1.5x idle.
 
-    python benchmarks/round_contention.py [--learner auto] [--repeats 2]
+    python benchmarks/round_contention.py [--learner auto|cnn|logreg] [--repeats 2]
 
 Run it on an otherwise idle machine: "idle" means nothing else is running.
 """
@@ -48,6 +49,7 @@ def one_round(session, threads: int | None) -> dict:
         "seconds_predict": m["seconds_predict"],
         "threads": m["threads"],
         "learner": m["learner"],
+        "choice_reason": m.get("choice_reason"),
     }
 
 
@@ -73,7 +75,12 @@ def main() -> None:
         flat = rng.choice(truth.size, args.labels, replace=False)
         if len(np.unique(truth.ravel()[flat])) == len(classes):
             break
-    cases: dict[str, list[dict]] = {"idle": [], "one busy process": [], "busy, default threads": []}
+    cases: dict[str, list[dict]] = {
+        "idle": [],
+        "idle, one thread": [],
+        "one busy process": [],
+        "busy, default threads": [],
+    }
     with tempfile.TemporaryDirectory() as scratch:
         session = Session.create(
             "contention",
@@ -93,6 +100,8 @@ def main() -> None:
             for _ in range(args.repeats):
                 cases["idle"].append(one_round(session, None))
                 print("idle", cases["idle"][-1], flush=True)
+                cases["idle, one thread"].append(one_round(session, 1))  # the bound on 2 cores
+                print("idle, one thread", cases["idle, one thread"][-1], flush=True)
             competitor = multiprocessing.Process(target=busy_loop, daemon=True)
             competitor.start()
             try:

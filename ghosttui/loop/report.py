@@ -35,7 +35,7 @@ def holdout_text(metrics: dict[str, Any]) -> str:
 def learner_text(metrics: dict[str, Any]) -> str:
     """The learner a model was fitted with: ``"logreg, 3x3 means"``, ``"cnn"``, ``""``."""
     learner = metrics.get("learner") or ""
-    k = int(metrics.get("train_average", 1))
+    k = int(metrics.get("train_average") or 1)
     return f"{learner}, {k}x{k} means" if learner == "logreg" and k > 1 else learner
 
 

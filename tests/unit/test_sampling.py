@@ -281,5 +281,6 @@ def test_the_learner_is_named_with_its_neighbourhood():
     assert learner_text({"learner": "logreg", "train_average": 3}) == "logreg, 3x3 means"
     assert learner_text({"learner": "logreg", "train_average": 1}) == "logreg"
     assert learner_text({"learner": "logreg"}) == "logreg"  # models fitted before the setting
+    assert learner_text({"learner": "cnn", "train_average": None}) == "cnn"  # status --json
     assert learner_text({"learner": "cnn"}) == "cnn"
     assert learner_text({}) == ""
