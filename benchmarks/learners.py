@@ -3,12 +3,14 @@
 For every scan: ``ghosttui bench --learner L`` (the same command a user runs) for
 each learner, strategy, budget and seed, written to
 ``benchmarks/results/learners_<scan>_<learner>.json``. A learner is a name
-(``auto``, ``logreg``, ``cnn``: the session's default ``[model] train_average``, 3)
-or a name with the linear learner's neighbourhood, ``logreg-k1`` (``--train-average
-1``: the plain baseline, every label its own pattern). The ceiling: whole-map accuracy
-of logistic regression with every pattern labelled, 5-fold cross-validated (each
-pattern predicted by a model that saw neither it nor its fold), for k = 1 and k = 3, in
-``learners_<scan>_ceiling.json``.
+(``auto``, ``logreg``, ``cnn``: the session's defaults, ``[model] train_average`` 3 and
+``mean_share`` 0.5, the blend of fits on the patterns and on their 3x3 means), or the
+linear learner with another input: ``logreg-k1`` (``--train-average 1``: the plain
+baseline, every label its own pattern) or ``logreg-means`` (``--mean-share 1``: the 3x3
+means alone, the default before the blend). The ceiling: whole-map accuracy of logistic
+regression with every pattern labelled, 5-fold cross-validated (each pattern predicted
+by a model that saw neither it nor its fold), for single patterns, 3x3 means and the
+blend, in ``learners_<scan>_ceiling.json``.
 
 Multislice scans are made once with ``ghosttui simulate --physics multislice``
 (the library build takes 10-20 min on 2 cores, then it is cached; see
@@ -61,11 +63,12 @@ def neighbourhood_sums(values: np.ndarray, weight: np.ndarray, k: int) -> tuple:
     return total, count
 
 
-def ceiling(path: Path, train_average: int, folds: int = 5) -> dict:
+def ceiling(path: Path, train_average: int, mean_share: float = 1.0, folds: int = 5) -> dict:
     """Cross-validated whole-map accuracy of logistic regression with every pattern
     labelled. With ``train_average`` k > 1 each training pattern is the mean of its k x k
     block over the positions of its own class outside the held-out fold (as a session
-    fits its labels: other classes and hidden positions left out)."""
+    fits its labels: other classes and hidden positions left out), blended with the fit
+    on the patterns themselves by ``mean_share`` (1: the means alone)."""
     import h5py
 
     from ghosttui.data import LoadOptions
@@ -100,10 +103,12 @@ def ceiling(path: Path, train_average: int, folds: int = 5) -> dict:
                 total[mine], count[mine] = t.reshape(len(truth), -1)[mine], c.reshape(-1, 1)[mine]
             return (total / np.maximum(count, 1))[train]
 
-    predicted = cv_predictions(logreg_fit_predict(z, truth, train_inputs), truth, fold_of)
+    fit_predict = logreg_fit_predict(z, truth, train_inputs, mean_share)
+    predicted = cv_predictions(fit_predict, truth, fold_of)
     return {
         "learner": "logreg",
         "train_average": train_average,
+        "mean_share": mean_share if train_average > 1 else None,
         "folds": folds,
         "patterns": int(truth.size),
         "accuracy": float(np.mean(predicted == truth)),
@@ -125,16 +130,17 @@ def main() -> None:
         path, name = scan_path(spec), scan_name(spec)
         for learner in args.learners.split(","):
             out = RESULTS / f"learners_{name}_{learner}.json"
-            base, _, k = learner.partition("-k")
+            base, _, variant = learner.partition("-")
+            inputs = {"": [], "k1": ["--train-average", "1"], "means": ["--mean-share", "1"]}
             command = [
                 GHOSTTUI, "bench", str(path), "--learner", base,
                 "--strategy", args.strategies, "--budget", args.budgets,
                 "--seed", args.seeds, "--json", str(out),
-            ] + (["--train-average", k] if k else [])  # fmt: skip
+            ] + inputs[variant]  # fmt: skip
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
         if not args.no_ceiling:
-            results = [ceiling(path, k) for k in (1, 3)]
+            results = [ceiling(path, 1), ceiling(path, 3, 1.0), ceiling(path, 3, 0.5)]
             print(f"{name} ceiling: {results}", flush=True)
             save(f"learners_{name}_ceiling", {"scan": str(path), "ceilings": results})
 

@@ -75,6 +75,15 @@ def bench(
             "around it (odd; 1: the pattern alone; default: the session setting, 3).",
         ),
     ] = None,
+    mean_share: Annotated[
+        float | None,
+        typer.Option(
+            "--mean-share",
+            help="The linear learner blends a fit on the neighbourhood means with one on the "
+            "patterns themselves: the means' share of the weights (0 to 1; 1: the means alone; "
+            "default: the session setting, 0.5).",
+        ),
+    ] = None,
     label_noise: Annotated[
         float,
         typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
@@ -123,8 +132,14 @@ def bench(
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
     if learner is not None:
         check_learner(learner)
-    if train_average is not None:
-        ModelSpec(train_average=train_average)  # refused now: odd, 1..15
+    if train_average is not None or mean_share is not None:  # refused now: odd 1..15, 0..1
+        ModelSpec(
+            **{
+                k: v
+                for k, v in (("train_average", train_average), ("mean_share", mean_share))
+                if v is not None
+            }
+        )
     budgets = _ints(budget, "--budget")
     seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
     whole(grid_step, "--grid-step (0: chosen from the budget)", 0)
@@ -169,6 +184,7 @@ def bench(
         preprocess=settings,
         learner=learner,
         train_average=train_average,
+        mean_share=mean_share,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,

@@ -287,7 +287,7 @@ def status(
             "model in use: "
             + (
                 f"{summary['model_id']} (round {summary['model_round']}, "
-                f"{learner_text({'learner': summary['model_learner'], 'train_average': summary['model_train_average']})})"
+                f"{learner_text({'learner': summary['model_learner'], 'train_average': summary['model_train_average'], 'mean_share': summary['model_mean_share']})})"
                 if summary["model_id"] is not None
                 else "none"
             )

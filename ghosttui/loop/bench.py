@@ -52,6 +52,7 @@ class BenchRun:
     train_seconds: float
     holdout_estimate: float | None = None
     train_average: int = 1  # [model] train_average (the linear learner's neighbourhood)
+    mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -123,6 +124,7 @@ def run_once(
     preprocess: PreprocessSettings | None = None,
     learner: str | None = None,
     train_average: int | None = None,
+    mean_share: float | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     round_size: int = 0,
@@ -132,7 +134,7 @@ def run_once(
     started = time.perf_counter()
     sampling = SamplingSpec(strategy=strategy, budget=budget, seed=seed, grid_step=grid_step)
     sampling.round_size = round_size
-    chosen = {"learner": learner, "train_average": train_average}
+    chosen = {"learner": learner, "train_average": train_average, "mean_share": mean_share}
     model = ModelSpec(seed=seed, **{k: v for k, v in chosen.items() if v is not None})
     name = f"bench-{strategy}-{budget}-{seed}"
     session = Session.create(
@@ -176,6 +178,7 @@ def run_once(
         n_holdout = loop.estimate().holdout.total
         learner_name = session.settings.model.learner
         train_average = session.settings.model.train_average
+        mean_share = session.settings.model.mean_share
         current = session.store.current_model()
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
@@ -197,6 +200,7 @@ def run_once(
         train_seconds=round(train_seconds, 2),
         holdout_estimate=estimate,
         train_average=train_average,
+        mean_share=mean_share,
         curve=curve,
     )
 
@@ -268,6 +272,7 @@ def run_bench(
     preprocess: PreprocessSettings | None = None,
     learner: str | None = None,
     train_average: int | None = None,
+    mean_share: float | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     epochs: int | None = None,
@@ -291,6 +296,7 @@ def run_bench(
                         preprocess=preprocess,
                         learner=learner,
                         train_average=train_average,
+                        mean_share=mean_share,
                         label_noise=label_noise,
                         grid_step=grid_step,
                         epochs=epochs,

@@ -462,6 +462,7 @@ def loop_summary(controller: LabellingController) -> dict[str, Any]:
         "model_id": model.id if model is not None else None,
         "model_learner": model.metrics.get("learner") if model is not None else None,
         "model_train_average": model.metrics.get("train_average") if model is not None else None,
+        "model_mean_share": model.metrics.get("mean_share") if model is not None else None,
         "model_learner_reason": model.metrics.get("choice_reason") if model is not None else None,
         "model_stale": controller.model_is_stale(),
         "candidates": [

@@ -33,10 +33,14 @@ def holdout_text(metrics: dict[str, Any]) -> str:
 
 
 def learner_text(metrics: dict[str, Any]) -> str:
-    """The learner a model was fitted with: ``"logreg, 3x3 means"``, ``"cnn"``, ``""``."""
+    """The learner a model was fitted with: ``"logreg, patterns + 3x3 means"`` (the two fits
+    blended), ``"logreg, 3x3 means"``, ``"logreg"``, ``"cnn"``, ``""``."""
     learner = metrics.get("learner") or ""
     k = int(metrics.get("train_average") or 1)
-    return f"{learner}, {k}x{k} means" if learner == "logreg" and k > 1 else learner
+    share = float(metrics.get("mean_share", 1.0) if metrics.get("mean_share") is not None else 1.0)
+    if learner != "logreg" or k == 1 or share <= 0:
+        return learner
+    return f"logreg, {k}x{k} means" if share >= 1 else f"logreg, patterns + {k}x{k} means"
 
 
 def cv_text(metrics: dict[str, Any]) -> str:

@@ -9,11 +9,13 @@ LiberTEM UDF treat them all alike. They differ in how they are fitted:
     label-preserving augmentation (see :mod:`ghosttui.model.train`).
 ``logreg``
     multinomial logistic regression on the cached model inputs (every pixel a
-    feature, standardised over the scan), L2-regularised, classes balanced,
-    fitted on each label's ``[model] train_average`` x ``train_average``
-    neighbourhood mean (default 3; 1 is the plain baseline, see
-    :class:`AveragedInputs`). scikit-learn fits it; the weights become a linear
-    layer, so predictions stay per pattern.
+    feature, standardised over the scan), L2-regularised, classes balanced. Two
+    fits on the same labels are blended: one on each label's own pattern, one on
+    its ``[model] train_average`` x ``train_average`` neighbourhood mean (default
+    3; 1 is the plain baseline, see :class:`AveragedInputs`), their weights
+    averaged with ``[model] mean_share`` (default 0.5) for the means. scikit-learn
+    fits them; the blended weights become one linear layer, so predictions stay
+    per pattern.
 ``auto`` (the default)
     both, on the same 3 stratified folds of the session's own labels (the CNN's
     folds train at most ``AUTO_CV_EPOCHS`` epochs); logistic regression is kept
@@ -109,7 +111,15 @@ def fit_learner(
     if learner != "cnn" and spec.train_average > 1:
         averaged = AveragedInputs(cache, positions, labels, spec.train_average, hidden)
     if learner == "logreg":
-        fitted = _fit_logreg(patterns, labels, n_classes, cache=cache, seed=seed, averaged=averaged)
+        fitted = _fit_logreg(
+            patterns,
+            labels,
+            n_classes,
+            cache=cache,
+            seed=seed,
+            mean_share=spec.mean_share,
+            averaged=averaged,
+        )
     elif learner == "auto":
         fitted = _fit_auto(
             spec,
@@ -143,7 +153,7 @@ def fit_learner(
         x = torch.from_numpy(np.ascontiguousarray(patterns, np.float32)).unsqueeze(1).to(device)
         fit_accuracy = float((network.to(device)(x).argmax(1).cpu().numpy() == labels).mean())
     if fitted.learner == "logreg":
-        fitted.metrics.update(train_average=spec.train_average)
+        fitted.metrics.update(train_average=spec.train_average, mean_share=spec.mean_share)
     fitted.metrics.update(
         learner=fitted.learner,
         fit_accuracy=fit_accuracy,
@@ -279,8 +289,10 @@ class AveragedInputs:
     Domains are contiguous, so a labelled position's neighbours are, nearly always, more
     patterns of its class, and their mean is that class's pattern with about ``size``
     times less shot noise: fitted on them, the linear model learns the polar signal
-    instead of the noise (docs/learners.md: +1 to +11 points on every scan measured).
-    Predictions stay per pattern. Left out of a label's mean: positions ``hidden`` (the
+    instead of the noise. It predicts single patterns, though, and a few labels whose
+    means mislead (thin domains) can send an adaptive loop astray, so the learner
+    blends this fit with one on the patterns themselves (``[model] mean_share``;
+    docs/learners.md). Predictions stay per pattern. Left out of a label's mean: positions ``hidden`` (the
     holdout, and in cross-validation the held-out fold: no pattern that measures a model
     is inside its training data) and positions labelled with another class.
     """
@@ -326,32 +338,81 @@ def _logreg(c: float = 1.0) -> Any:
     return LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
 
 
+def linear_weights(z: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple:
+    """Weights (n_classes, F) and biases (n_classes,) of logistic regression fitted to the
+    standardised inputs ``z`` (n, F): one row per class, a class without labels never
+    predicted, a single class always."""
+    present = np.unique(labels)
+    weight = np.zeros((n_classes, z.shape[1]), np.float32)
+    bias = np.full(n_classes, -1e4, np.float32)  # a class without labels is never predicted
+    if len(present) < 2:
+        bias[present] = 0.0
+        return weight, bias
+    fitted = _logreg().fit(z, labels)
+    coef, intercept = fitted.coef_, fitted.intercept_
+    if len(present) == 2:  # scikit-learn keeps one row for two classes
+        coef = np.concatenate([-coef, coef]) / 2
+        intercept = np.array([-intercept[0], intercept[0]]) / 2
+    weight[present], bias[present] = coef, intercept
+    return weight, bias
+
+
+def blended_weights(
+    inputs: list[tuple[np.ndarray, float]], labels: np.ndarray, n_classes: int
+) -> tuple:
+    """Logistic regression fitted to each of ``inputs`` (the same labels' standardised
+    training inputs, with the share each fit gets), weights and biases averaged by share:
+    still one linear layer, whose logits are the share-weighted mean of the fits' logits."""
+    weight = bias = None
+    for z, share in inputs:
+        w, b = linear_weights(z, labels, n_classes)
+        weight = share * w if weight is None else weight + share * w
+        bias = share * b if bias is None else bias + share * b
+    return weight, bias
+
+
 def logreg_fit_predict(
     z: np.ndarray,
     labels: np.ndarray,
     train_inputs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    mean_share: float = 1.0,
 ) -> Callable:
     """Fit on the labels ``train``, predict ``z[test]`` (the standardised patterns).
 
-    ``train_inputs(train, test)``: the standardised training inputs (default ``z[train]``).
-    """
+    ``train_inputs(train, test)``: the standardised neighbourhood means of the labels
+    ``train`` (default: none, fit ``z[train]``); ``mean_share``: their share against the
+    fit on the patterns themselves (1: the means alone)."""
+    n_classes = int(labels.max()) + 1
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        if len(np.unique(labels[train])) < 2:
-            return np.full(len(test), labels[train][0])
-        fit_on = z[train] if train_inputs is None else train_inputs(train, test)
-        return _logreg().fit(fit_on, labels[train]).predict(z[test])
+        inputs = [(z[train], 1.0)]
+        if train_inputs is not None:
+            means = train_inputs(train, test)
+            inputs = (
+                [(means, 1.0)]
+                if mean_share >= 1
+                else [(means, mean_share), (z[train], 1.0 - mean_share)]
+            )
+        weight, bias = blended_weights(inputs, labels[train], n_classes)
+        return np.argmax(z[test] @ weight.T + bias, axis=1)
 
     return fit_predict
 
 
 def _averaged_fit_predict(
-    z: np.ndarray, labels: np.ndarray, standard: PixelStandardiser, averaged: AveragedInputs | None
+    z: np.ndarray,
+    labels: np.ndarray,
+    standard: PixelStandardiser,
+    averaged: AveragedInputs | None,
+    mean_share: float,
 ) -> Callable:
-    if averaged is None:
+    if averaged is None or mean_share <= 0:
         return logreg_fit_predict(z, labels)
     return logreg_fit_predict(
-        z, labels, lambda train, test: standard.apply(averaged.means(train, held_out=test))
+        z,
+        labels,
+        lambda train, test: standard.apply(averaged.means(train, held_out=test)),
+        mean_share,
     )
 
 
@@ -362,33 +423,26 @@ def _fit_logreg(
     *,
     cache: Any,
     seed: int,
+    mean_share: float = 1.0,
     standard: PixelStandardiser | None = None,
     averaged: AveragedInputs | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> Fitted:
-    """``averaged``: fit on neighbourhood means instead of the patterns themselves;
-    ``metrics``: a cross-validation already run on these labels (else 5-fold CV here)."""
+    """``averaged``: fit on neighbourhood means as well, with ``mean_share`` of the weights
+    (1: instead of the patterns themselves); ``metrics``: a cross-validation already run on
+    these labels (else 5-fold CV here)."""
     size = patterns.shape[-1]
     standard = standard or PixelStandardiser(cache, seed=seed)
     z = standard.apply(patterns)
     if metrics is None:
-        fit_predict = _averaged_fit_predict(z, labels, standard, averaged)
+        fit_predict = _averaged_fit_predict(z, labels, standard, averaged, mean_share)
         metrics = cv_accuracy(fit_predict, labels, seed=seed)
-    if averaged is not None:
-        z = standard.apply(averaged.means(np.arange(len(labels))))
+    inputs = [(z, 1.0)]
+    if averaged is not None and mean_share > 0:
+        means = standard.apply(averaged.means(np.arange(len(labels))))
+        inputs = [(means, 1.0)] if mean_share >= 1 else [(means, mean_share), (z, 1.0 - mean_share)]
+    weight, bias = blended_weights(inputs, labels, n_classes)
     network = LinearOnPixels(n_classes, size)
-    present = np.unique(labels)
-    weight = np.zeros((n_classes, z.shape[1]), np.float32)
-    bias = np.full(n_classes, -1e4, np.float32)  # a class without labels is never predicted
-    if len(present) >= 2:
-        fitted = _logreg().fit(z, labels)
-        coef, intercept = fitted.coef_, fitted.intercept_
-        if len(present) == 2:  # scikit-learn keeps one row for two classes
-            coef = np.concatenate([-coef, coef]) / 2
-            intercept = np.array([-intercept[0], intercept[0]]) / 2
-        weight[present], bias[present] = coef, intercept
-    else:
-        bias[present] = 0.0
     with torch.no_grad():
         network.mean.copy_(torch.from_numpy(standard.mean))
         network.scale.copy_(torch.from_numpy(standard.std))
@@ -472,7 +526,9 @@ def _fit_auto(
 
     fold_of = stratified_folds(labels, AUTO_FOLDS, seed)
     standard = PixelStandardiser(cache, seed=seed)
-    logreg_cv = _averaged_fit_predict(standard.apply(patterns), labels, standard, averaged)
+    logreg_cv = _averaged_fit_predict(
+        standard.apply(patterns), labels, standard, averaged, spec.mean_share
+    )
     logreg = cv_predictions(logreg_cv, labels, fold_of)
     fold_counter = iter(range(1, AUTO_FOLDS + 1))
 
@@ -513,6 +569,7 @@ def _fit_auto(
             n_classes,
             cache=cache,
             seed=seed,
+            mean_share=spec.mean_share,
             standard=standard,
             averaged=averaged,
             metrics=choice.cv["logreg"],

@@ -66,6 +66,9 @@ class ModelSpec:
     # the linear learner fits each label as the mean of the k x k probe positions around it
     # (odd; 1: the pattern alone). Predictions stay per pattern. See docs/learners.md.
     train_average: int = 3
+    # ... and blends that fit with one on the patterns themselves: the share of the means' fit
+    # in the averaged weights (1: the means alone, 0: the patterns alone). See docs/learners.md.
+    mean_share: float = 0.5
 
     # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
     RETIRED = ("keep", "patience", "warm_start")
@@ -85,6 +88,7 @@ class ModelSpec:
             raise GhostError(
                 f"[model] train_average must be odd: 1, 3, 5, ... (got {self.train_average})"
             )
+        self.mean_share = real(self.mean_share, "[model] mean_share", 0.0, 1.0)
         if not isinstance(self.device, str) or not self.device:
             raise GhostError(
                 f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"

@@ -136,10 +136,12 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     result = run_cli("train", "e2e", "--epochs", EPOCHS)
     assert result.code == 0, result.err
     first = re.search(
-        r"model 1 \(round 1, (cnn|logreg)(, 3x3 means)?\): trained on 60 labels", result.out
+        r"model 1 \(round 1, (cnn|logreg)(, patterns \+ 3x3 means)?\): trained on 60 labels",
+        result.out,
     )
     assert first, result.out
-    assert bool(first.group(2)) == (first.group(1) == "logreg")  # the linear one fits 3x3 means
+    # the linear one blends fits on the patterns and on their 3x3 means
+    assert bool(first.group(2)) == (first.group(1) == "logreg")
     assert f"learner auto took {first.group(1)}: " in result.out  # the default says why
     assert "now the model in use: first model" in result.out
     assert "holdout" in result.out and "95% CI" in result.out and "n=12)" in result.out
@@ -174,7 +176,8 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     result = run_cli("train", "e2e", "--epochs", EPOCHS)
     assert result.code == 0, result.err
     assert re.search(
-        r"model 2 \(round 1, (cnn|logreg, 3x3 means)\): trained on 72 labels", result.out
+        r"model 2 \(round 1, (cnn|logreg, patterns \+ 3x3 means)\): trained on 72 labels",
+        result.out,
     )
     assert "map changed" in result.out
     second_model = models_of("e2e")[1]

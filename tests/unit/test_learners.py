@@ -224,7 +224,7 @@ def test_fitting_on_neighbourhood_means_beats_single_patterns_on_a_noisy_domain_
     accuracy = {}
     for size in (1, 3):
         fitted = fit_learner(
-            ModelSpec(learner=learner, epochs=2, width=4, train_average=size),
+            ModelSpec(learner=learner, epochs=2, width=4, train_average=size, mean_share=1.0),
             ["left", "right"],
             scan[chosen],
             truth[chosen],
@@ -246,3 +246,75 @@ def test_train_average_must_be_odd():
 
     with pytest.raises(GhostError, match="train_average must be odd"):
         ModelSpec(train_average=2)
+
+
+def fit_linear(scan, truth, chosen, positions, cache, **settings):
+    return fit_learner(
+        ModelSpec(learner="logreg", **settings),
+        ["left", "right"],
+        scan[chosen],
+        truth[chosen],
+        cache=cache,
+        positions=positions,
+        device=torch.device("cpu"),
+        seed=0,
+    ).network
+
+
+def logits(network, scan):
+    with torch.inference_mode():
+        return network(torch.from_numpy(scan).unsqueeze(1)).numpy()
+
+
+def test_the_blend_is_one_linear_layer_whose_logits_mix_the_two_fits_by_share():
+    rng = np.random.default_rng(5)
+    shape = (20, 20)
+    scan, truth = domain_scan(rng, shape)
+    cache = ArrayCache(scan, shape)
+    chosen = np.sort(rng.choice(scan.shape[0], 24, replace=False))
+    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    fit = lambda **s: fit_linear(scan, truth, chosen, positions, cache, **s)  # noqa: E731
+    means, patterns = fit(train_average=3, mean_share=1.0), fit(train_average=1)
+    blend = fit(train_average=3, mean_share=0.25)
+    assert isinstance(blend, LinearOnPixels)
+    expected = 0.25 * logits(means, scan) + 0.75 * logits(patterns, scan)
+    np.testing.assert_allclose(logits(blend, scan), expected, rtol=1e-4, atol=1e-4)
+    # the ends of the range are the two fits themselves
+    np.testing.assert_allclose(
+        logits(fit(train_average=3, mean_share=0.0), scan), logits(patterns, scan), atol=1e-5
+    )
+    assert not np.allclose(logits(means, scan), logits(patterns, scan), atol=1e-2)
+
+
+def test_the_blend_cross_validates_the_procedure_it_fits():
+    """The learner's cross-validated accuracy (what promotion compares) is that of the blend
+    itself: a share that fits worse cross-validates worse."""
+    rng = np.random.default_rng(7)
+    shape = (24, 24)
+    scan, truth = domain_scan(rng, shape, noise=0.9)
+    cache = ArrayCache(scan, shape)
+    chosen = np.sort(rng.choice(scan.shape[0], 40, replace=False))
+    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    cv = {}
+    for share in (0.0, 0.5, 1.0):
+        fitted = fit_learner(
+            ModelSpec(learner="logreg", train_average=3, mean_share=share),
+            ["left", "right"],
+            scan[chosen],
+            truth[chosen],
+            cache=cache,
+            positions=positions,
+            device=torch.device("cpu"),
+            seed=0,
+        )
+        assert fitted.metrics["mean_share"] == share
+        cv[share] = fitted.metrics["cv_accuracy"]
+    assert len(set(cv.values())) > 1, cv  # the share changes what is cross-validated
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), "half", True])
+def test_mean_share_must_be_a_number_from_0_to_1(share):
+    from ghosttui.errors import GhostError
+
+    with pytest.raises(GhostError, match=r"\[model\] mean_share"):
+        ModelSpec(mean_share=share)

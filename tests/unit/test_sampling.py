@@ -278,6 +278,11 @@ def test_loop_wording_counts_and_spreads():
 def test_the_learner_is_named_with_its_neighbourhood():
     from ghosttui.loop.report import learner_text
 
+    blend = {"learner": "logreg", "train_average": 3, "mean_share": 0.5}
+    assert learner_text(blend) == "logreg, patterns + 3x3 means"
+    assert learner_text({**blend, "mean_share": 1.0}) == "logreg, 3x3 means"
+    assert learner_text({**blend, "mean_share": 0.0}) == "logreg"
+    # models fitted before mean_share fitted the means alone
     assert learner_text({"learner": "logreg", "train_average": 3}) == "logreg, 3x3 means"
     assert learner_text({"learner": "logreg", "train_average": 1}) == "logreg"
     assert learner_text({"learner": "logreg"}) == "logreg"  # models fitted before the setting
