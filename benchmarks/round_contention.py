@@ -9,7 +9,11 @@ one taken, the best a compute-bound round can do); with one competing busy proce
 comparison, with the competitor and torch's default thread count (every core), the
 setting the issue measured as many times slower. The target: contended <= 1.5x idle.
 
-    python benchmarks/round_contention.py [--learner auto|cnn|logreg] [--repeats 2]
+    python benchmarks/round_contention.py [--learner auto|cnn|logreg] [--repeats 2] \\
+        [--data SCAN.h5 --name NAME]
+
+``--data``: a scan with a /truth map (e.g. a multislice one) instead of the default
+kinematic wall; ``--name``: the result file's name (default round_contention_<learner>).
 
 Run it on an otherwise idle machine: "idle" means nothing else is running.
 """
@@ -58,6 +62,8 @@ def main() -> None:
     parser.add_argument("--learner", default="auto")
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--data", type=Path, help="a scan with /truth (default: kinematic wall)")
+    parser.add_argument("--name", help="result name (default: round_contention_<learner>)")
     args = parser.parse_args()
 
     import h5py
@@ -66,7 +72,7 @@ def main() -> None:
     from ghosttui.session.session import Session
     from ghosttui.session.settings import ModelSpec, make_classes
 
-    data = simulated()
+    data = args.data or simulated()
     with h5py.File(data, "r") as f:
         truth = f["truth"][()].astype(int)
     classes = ["horizontal", "vertical", "none"]
@@ -120,8 +126,9 @@ def main() -> None:
     ratio = summary["one busy process"] / summary["idle"]
     print(f"best of {args.repeats}: {summary}; contended/idle = {ratio:.2f} (target <= 1.5)")
     save(
-        f"round_contention_{args.learner}",
+        args.name or f"round_contention_{args.learner}",
         {
+            "data": str(data),
             "labels": args.labels,
             "learner": args.learner,
             "cases": cases,
