@@ -453,7 +453,8 @@ def _fit_logreg(
 
 # -- auto: the linear model unless the CNN beats it on the session's own labels ----------
 AUTO_FOLDS = 3
-AUTO_CV_EPOCHS = 20  # the CNN's folds train this many epochs at most (the final fit: all)
+AUTO_CV_EPOCHS = 10  # the CNN's folds train this many epochs at most (the final fit: all);
+# 20 made a 100-label multislice round 42 s on 2 idle cores (docs/learners.md, "Training time")
 
 
 @dataclass(frozen=True)
