@@ -108,7 +108,7 @@ def fit_learner(
         raise ModelError("no labels to train on")
     started = time.perf_counter()
     averaged = None
-    if learner != "cnn" and spec.train_average > 1:
+    if learner != "cnn" and spec.train_average > 1 and spec.mean_share > 0:
         averaged = AveragedInputs(cache, positions, labels, spec.train_average, hidden)
     if learner == "logreg":
         fitted = _fit_logreg(
@@ -371,6 +371,16 @@ def blended_weights(
     return weight, bias
 
 
+def blend_inputs(z: np.ndarray, means: np.ndarray | None, mean_share: float) -> list:
+    """The (inputs, share) pairs the linear learner fits: the patterns ``z`` alone, the
+    neighbourhood ``means`` alone (share 1), or both."""
+    if means is None or mean_share <= 0:
+        return [(z, 1.0)]
+    if mean_share >= 1:
+        return [(means, 1.0)]
+    return [(means, mean_share), (z, 1.0 - mean_share)]
+
+
 def logreg_fit_predict(
     z: np.ndarray,
     labels: np.ndarray,
@@ -385,14 +395,8 @@ def logreg_fit_predict(
     n_classes = int(labels.max()) + 1
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        inputs = [(z[train], 1.0)]
-        if train_inputs is not None:
-            means = train_inputs(train, test)
-            inputs = (
-                [(means, 1.0)]
-                if mean_share >= 1
-                else [(means, mean_share), (z[train], 1.0 - mean_share)]
-            )
+        means = None if train_inputs is None else train_inputs(train, test)
+        inputs = blend_inputs(z[train], means, mean_share)
         weight, bias = blended_weights(inputs, labels[train], n_classes)
         return np.argmax(z[test] @ weight.T + bias, axis=1)
 
@@ -437,11 +441,10 @@ def _fit_logreg(
     if metrics is None:
         fit_predict = _averaged_fit_predict(z, labels, standard, averaged, mean_share)
         metrics = cv_accuracy(fit_predict, labels, seed=seed)
-    inputs = [(z, 1.0)]
+    means = None
     if averaged is not None and mean_share > 0:
         means = standard.apply(averaged.means(np.arange(len(labels))))
-        inputs = [(means, 1.0)] if mean_share >= 1 else [(means, mean_share), (z, 1.0 - mean_share)]
-    weight, bias = blended_weights(inputs, labels, n_classes)
+    weight, bias = blended_weights(blend_inputs(z, means, mean_share), labels, n_classes)
     network = LinearOnPixels(n_classes, size)
     with torch.no_grad():
         network.mean.copy_(torch.from_numpy(standard.mean))
