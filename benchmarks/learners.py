@@ -3,14 +3,16 @@
 For every scan: ``ghosttui bench --learner L`` (the same command a user runs) for
 each learner, strategy, budget and seed, written to
 ``benchmarks/results/learners_<scan>_<learner>.json``. A learner is a name
-(``auto``, ``logreg``, ``cnn``: the session's defaults, ``[model] train_average`` 3 and
-``mean_share`` 0.5, the blend of fits on the patterns and on their 3x3 means), or the
-linear learner with another input: ``logreg-k1`` (``--train-average 1``: the plain
-baseline, every label its own pattern) or ``logreg-means`` (``--mean-share 1``: the 3x3
-means alone, the default before the blend). The ceiling: whole-map accuracy of logistic
+(``auto``, ``logreg``, ``cnn``: the session's defaults, ``[model] train_average`` 3,
+``mean_share`` 0.5 and ``input_blur`` 1: the blend of fits on the patterns and on their
+3x3 means, on inputs blurred by 1 pixel), or the linear learner with other inputs:
+``logreg-k1`` (``--train-average 1 --input-blur 0``: the plain baseline, every label its
+own pattern), ``logreg-means`` (``--mean-share 1 --input-blur 0``: the 3x3 means alone,
+the default two rounds ago) or ``logreg-unblurred`` (``--input-blur 0``: the blend on
+unblurred inputs, the previous default). The ceiling: whole-map accuracy of logistic
 regression with every pattern labelled, 5-fold cross-validated (each pattern predicted
-by a model that saw neither it nor its fold), for single patterns, 3x3 means and the
-blend, in ``learners_<scan>_ceiling.json``.
+by a model that saw neither it nor its fold), for single patterns, 3x3 means, the
+blend and the blurred blend, in ``learners_<scan>_ceiling.json``.
 
 Multislice scans are made once with ``ghosttui simulate --physics multislice``
 (the library build takes 10-20 min on 2 cores, then it is cached; see
@@ -63,12 +65,15 @@ def neighbourhood_sums(values: np.ndarray, weight: np.ndarray, k: int) -> tuple:
     return total, count
 
 
-def ceiling(path: Path, train_average: int, mean_share: float = 1.0, folds: int = 5) -> dict:
+def ceiling(
+    path: Path, train_average: int, mean_share: float = 1.0, blur: float = 0.0, folds: int = 5
+) -> dict:
     """Cross-validated whole-map accuracy of logistic regression with every pattern
     labelled. With ``train_average`` k > 1 each training pattern is the mean of its k x k
     block over the positions of its own class outside the held-out fold (as a session
     fits its labels: other classes and hidden positions left out), blended with the fit
-    on the patterns themselves by ``mean_share`` (1: the means alone)."""
+    on the patterns themselves by ``mean_share`` (1: the means alone); ``blur``: the inputs'
+    Gaussian blur in input pixels."""
     import h5py
 
     from ghosttui.data import LoadOptions
@@ -85,7 +90,7 @@ def ceiling(path: Path, train_average: int, mean_share: float = 1.0, folds: int 
     with h5py.File(path, "r") as f:
         truth = f["truth"][()].astype(np.int64).ravel()
     started = time.perf_counter()
-    z = PixelStandardiser(cache).apply(cache.read(0, cache.n_patterns))
+    z = PixelStandardiser(cache, blur=blur).apply(cache.read(0, cache.n_patterns))
     fold_of = stratified_folds(truth, folds, seed=0)
     train_inputs = None
     if train_average > 1:
@@ -109,6 +114,7 @@ def ceiling(path: Path, train_average: int, mean_share: float = 1.0, folds: int 
         "learner": "logreg",
         "train_average": train_average,
         "mean_share": mean_share if train_average > 1 else None,
+        "input_blur": blur,
         "folds": folds,
         "patterns": int(truth.size),
         "accuracy": float(np.mean(predicted == truth)),
@@ -131,7 +137,12 @@ def main() -> None:
         for learner in args.learners.split(","):
             out = RESULTS / f"learners_{name}_{learner}.json"
             base, _, variant = learner.partition("-")
-            inputs = {"": [], "k1": ["--train-average", "1"], "means": ["--mean-share", "1"]}
+            inputs = {
+                "": [],
+                "k1": ["--train-average", "1", "--input-blur", "0"],
+                "means": ["--mean-share", "1", "--input-blur", "0"],
+                "unblurred": ["--input-blur", "0"],
+            }
             command = [
                 GHOSTTUI, "bench", str(path), "--learner", base,
                 "--strategy", args.strategies, "--budget", args.budgets,
@@ -140,7 +151,12 @@ def main() -> None:
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
         if not args.no_ceiling:
-            results = [ceiling(path, 1), ceiling(path, 3, 1.0), ceiling(path, 3, 0.5)]
+            results = [
+                ceiling(path, 1),
+                ceiling(path, 3, 1.0),
+                ceiling(path, 3, 0.5),
+                ceiling(path, 3, 0.5, blur=1.0),
+            ]
             print(f"{name} ceiling: {results}", flush=True)
             save(f"learners_{name}_ceiling", {"scan": str(path), "ceilings": results})
 

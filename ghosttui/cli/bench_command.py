@@ -84,6 +84,14 @@ def bench(
             "default: the session setting, 0.5).",
         ),
     ] = None,
+    input_blur: Annotated[
+        float | None,
+        typer.Option(
+            "--input-blur",
+            help="The linear learner fits inputs blurred by a Gaussian of this many input "
+            "pixels (0: not blurred; default: the session setting, 1).",
+        ),
+    ] = None,
     label_noise: Annotated[
         float,
         typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
@@ -132,14 +140,8 @@ def bench(
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
     if learner is not None:
         check_learner(learner)
-    if train_average is not None or mean_share is not None:  # refused now: odd 1..15, 0..1
-        ModelSpec(
-            **{
-                k: v
-                for k, v in (("train_average", train_average), ("mean_share", mean_share))
-                if v is not None
-            }
-        )
+    linear = {"train_average": train_average, "mean_share": mean_share, "input_blur": input_blur}
+    ModelSpec(**{k: v for k, v in linear.items() if v is not None})  # refused now, not later
     budgets = _ints(budget, "--budget")
     seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
     whole(grid_step, "--grid-step (0: chosen from the budget)", 0)
@@ -185,6 +187,7 @@ def bench(
         learner=learner,
         train_average=train_average,
         mean_share=mean_share,
+        input_blur=input_blur,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,

@@ -283,11 +283,16 @@ def status(
             )
         console.print(table)
         estimate = summary["accuracy_estimate"]
+        fitted_with = learner_text(
+            {
+                key: summary[f"model_{key}"]
+                for key in ("learner", "train_average", "mean_share", "input_blur")
+            }
+        )
         console.print(
             "model in use: "
             + (
-                f"{summary['model_id']} (round {summary['model_round']}, "
-                f"{learner_text({'learner': summary['model_learner'], 'train_average': summary['model_train_average'], 'mean_share': summary['model_mean_share']})})"
+                f"{summary['model_id']} (round {summary['model_round']}, {fitted_with})"
                 if summary["model_id"] is not None
                 else "none"
             )

@@ -53,6 +53,7 @@ class BenchRun:
     holdout_estimate: float | None = None
     train_average: int = 1  # [model] train_average (the linear learner's neighbourhood)
     mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
+    input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -125,6 +126,7 @@ def run_once(
     learner: str | None = None,
     train_average: int | None = None,
     mean_share: float | None = None,
+    input_blur: float | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     round_size: int = 0,
@@ -134,7 +136,12 @@ def run_once(
     started = time.perf_counter()
     sampling = SamplingSpec(strategy=strategy, budget=budget, seed=seed, grid_step=grid_step)
     sampling.round_size = round_size
-    chosen = {"learner": learner, "train_average": train_average, "mean_share": mean_share}
+    chosen = {
+        "learner": learner,
+        "train_average": train_average,
+        "mean_share": mean_share,
+        "input_blur": input_blur,
+    }
     model = ModelSpec(seed=seed, **{k: v for k, v in chosen.items() if v is not None})
     name = f"bench-{strategy}-{budget}-{seed}"
     session = Session.create(
@@ -179,6 +186,7 @@ def run_once(
         learner_name = session.settings.model.learner
         train_average = session.settings.model.train_average
         mean_share = session.settings.model.mean_share
+        input_blur = session.settings.model.input_blur
         current = session.store.current_model()
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
@@ -201,6 +209,7 @@ def run_once(
         holdout_estimate=estimate,
         train_average=train_average,
         mean_share=mean_share,
+        input_blur=input_blur,
         curve=curve,
     )
 
@@ -273,6 +282,7 @@ def run_bench(
     learner: str | None = None,
     train_average: int | None = None,
     mean_share: float | None = None,
+    input_blur: float | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     epochs: int | None = None,
@@ -297,6 +307,7 @@ def run_bench(
                         learner=learner,
                         train_average=train_average,
                         mean_share=mean_share,
+                        input_blur=input_blur,
                         label_noise=label_noise,
                         grid_step=grid_step,
                         epochs=epochs,

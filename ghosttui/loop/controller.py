@@ -463,6 +463,7 @@ def loop_summary(controller: LabellingController) -> dict[str, Any]:
         "model_learner": model.metrics.get("learner") if model is not None else None,
         "model_train_average": model.metrics.get("train_average") if model is not None else None,
         "model_mean_share": model.metrics.get("mean_share") if model is not None else None,
+        "model_input_blur": model.metrics.get("input_blur") if model is not None else None,
         "model_learner_reason": model.metrics.get("choice_reason") if model is not None else None,
         "model_stale": controller.model_is_stale(),
         "candidates": [

@@ -33,14 +33,21 @@ def holdout_text(metrics: dict[str, Any]) -> str:
 
 
 def learner_text(metrics: dict[str, Any]) -> str:
-    """The learner a model was fitted with: ``"logreg, patterns + 3x3 means"`` (the two fits
-    blended), ``"logreg, 3x3 means"``, ``"logreg"``, ``"cnn"``, ``""``."""
+    """The learner a model was fitted with: ``"logreg, patterns + 3x3 means, blur 1 px"``
+    (the two fits blended, on blurred inputs), ``"logreg, 3x3 means"``, ``"logreg"``,
+    ``"cnn"``, ``""``."""
     learner = metrics.get("learner") or ""
+    if learner != "logreg":
+        return learner
     k = int(metrics.get("train_average") or 1)
     share = float(metrics.get("mean_share", 1.0) if metrics.get("mean_share") is not None else 1.0)
-    if learner != "logreg" or k == 1 or share <= 0:
-        return learner
-    return f"logreg, {k}x{k} means" if share >= 1 else f"logreg, patterns + {k}x{k} means"
+    blur = float(metrics.get("input_blur") or 0.0)  # models before input_blur: none
+    parts = [learner]
+    if k > 1 and share > 0:
+        parts.append(f"{k}x{k} means" if share >= 1 else f"patterns + {k}x{k} means")
+    if blur > 0:
+        parts.append(f"blur {blur:g} px")
+    return ", ".join(parts)
 
 
 def cv_text(metrics: dict[str, Any]) -> str:

@@ -118,6 +118,7 @@ def fit_learner(
             cache=cache,
             seed=seed,
             mean_share=spec.mean_share,
+            blur=spec.input_blur,
             averaged=averaged,
         )
     elif learner == "auto":
@@ -153,7 +154,11 @@ def fit_learner(
         x = torch.from_numpy(np.ascontiguousarray(patterns, np.float32)).unsqueeze(1).to(device)
         fit_accuracy = float((network.to(device)(x).argmax(1).cpu().numpy() == labels).mean())
     if fitted.learner == "logreg":
-        fitted.metrics.update(train_average=spec.train_average, mean_share=spec.mean_share)
+        fitted.metrics.update(
+            train_average=spec.train_average,
+            mean_share=spec.mean_share,
+            input_blur=spec.input_blur,
+        )
     fitted.metrics.update(
         learner=fitted.learner,
         fit_accuracy=fit_accuracy,
@@ -213,22 +218,54 @@ def _fit_cnn(
 
 
 # -- logistic regression ------------------------------------------------------------------
-class PixelStandardiser:
-    """Mean and standard deviation of every input pixel over (a sample of) the scan."""
+def blur_patterns(patterns: np.ndarray, sigma: float) -> np.ndarray:
+    """Each (S, S) input of ``patterns`` (n, S, S) convolved with a Gaussian of ``sigma``
+    input pixels, zero beyond the edges (so the operator is a symmetric matrix, and a
+    linear model on blurred inputs is one on the inputs themselves: :meth:`PixelStandardiser.fold`)."""
+    from scipy.ndimage import gaussian_filter
 
-    def __init__(self, cache: Any, max_patterns: int = 20000, seed: int = 0) -> None:
+    patterns = np.asarray(patterns, np.float32)
+    if sigma <= 0:
+        return patterns
+    return gaussian_filter(patterns, (0, sigma, sigma), mode="constant", truncate=3.0)
+
+
+class PixelStandardiser:
+    """Mean and standard deviation of every input pixel over (a sample of) the scan, after
+    the inputs are blurred by ``blur`` input pixels (``[model] input_blur``; 0: not blurred).
+
+    A diffraction disk spans several input pixels and drifts by a fraction of one between
+    patterns; blurred, a pixel weight stands for a disk's neighbourhood instead of one noisy
+    pixel, which is what few labels can fit (docs/learners.md).
+    """
+
+    def __init__(
+        self, cache: Any, max_patterns: int = 20000, seed: int = 0, blur: float = 0.0
+    ) -> None:
         n = cache.n_patterns
         if n <= max_patterns:
             sample = cache.read(0, n)
         else:
             index = np.sort(np.random.default_rng(seed).choice(n, max_patterns, replace=False))
             sample = cache.gather(np.stack(np.divmod(index, cache.scan_shape[1]), 1))
-        flat = sample.reshape(len(sample), -1).astype(np.float64)
+        self.blur = float(blur)
+        self.shape = tuple(sample.shape[-2:])
+        flat = blur_patterns(sample, self.blur).reshape(len(sample), -1).astype(np.float64)
         self.mean = flat.mean(0).astype(np.float32)
         self.std = (flat.std(0) + 1e-3).astype(np.float32)
 
     def apply(self, patterns: np.ndarray) -> np.ndarray:
-        return (patterns.reshape(len(patterns), -1) - self.mean) / self.std
+        blurred = blur_patterns(patterns, self.blur)
+        return (blurred.reshape(len(blurred), -1) - self.mean) / self.std
+
+    def fold(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights (C, S*S) and biases (C,) on the standardised blurred inputs -> the same
+        logits as weights and biases on the raw inputs: ``w . (G x - m) / s`` is
+        ``(G (w / s)) . x - (w / s) . m`` for the symmetric blur G."""
+        scaled = weight / self.std
+        raw = blur_patterns(scaled.reshape(len(scaled), *self.shape), self.blur)
+        offset = bias - scaled @ self.mean
+        return raw.reshape(len(raw), -1), offset.astype(np.float32)
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -428,15 +465,17 @@ def _fit_logreg(
     cache: Any,
     seed: int,
     mean_share: float = 1.0,
+    blur: float = 0.0,
     standard: PixelStandardiser | None = None,
     averaged: AveragedInputs | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> Fitted:
     """``averaged``: fit on neighbourhood means as well, with ``mean_share`` of the weights
-    (1: instead of the patterns themselves); ``metrics``: a cross-validation already run on
+    (1: instead of the patterns themselves); ``blur``: the inputs' Gaussian blur in input
+    pixels (when ``standard`` is not given); ``metrics``: a cross-validation already run on
     these labels (else 5-fold CV here)."""
     size = patterns.shape[-1]
-    standard = standard or PixelStandardiser(cache, seed=seed)
+    standard = standard or PixelStandardiser(cache, seed=seed, blur=blur)
     z = standard.apply(patterns)
     if metrics is None:
         fit_predict = _averaged_fit_predict(z, labels, standard, averaged, mean_share)
@@ -447,8 +486,11 @@ def _fit_logreg(
     weight, bias = blended_weights(blend_inputs(z, means, mean_share), labels, n_classes)
     network = LinearOnPixels(n_classes, size)
     with torch.no_grad():
-        network.mean.copy_(torch.from_numpy(standard.mean))
-        network.scale.copy_(torch.from_numpy(standard.std))
+        if standard.blur > 0:  # the blur folded into the weights: one linear layer on the inputs
+            weight, bias = standard.fold(weight, bias)
+        else:
+            network.mean.copy_(torch.from_numpy(standard.mean))
+            network.scale.copy_(torch.from_numpy(standard.std))
         network.linear.weight.copy_(torch.from_numpy(weight))
         network.linear.bias.copy_(torch.from_numpy(bias))
     return Fitted(network, "linear", {}, "logreg", dict(metrics))
@@ -529,7 +571,7 @@ def _fit_auto(
     from ghosttui.model.predict import predict_patterns
 
     fold_of = stratified_folds(labels, AUTO_FOLDS, seed)
-    standard = PixelStandardiser(cache, seed=seed)
+    standard = PixelStandardiser(cache, seed=seed, blur=spec.input_blur)
     logreg_cv = _averaged_fit_predict(
         standard.apply(patterns), labels, standard, averaged, spec.mean_share
     )

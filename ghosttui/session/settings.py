@@ -69,6 +69,9 @@ class ModelSpec:
     # ... and blends that fit with one on the patterns themselves: the share of the means' fit
     # in the averaged weights (1: the means alone, 0: the patterns alone). See docs/learners.md.
     mean_share: float = 0.5
+    # ... on inputs blurred by a Gaussian of this many input pixels (0: not blurred), folded
+    # into the one linear layer it fits. See docs/learners.md.
+    input_blur: float = 1.0
 
     # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
     RETIRED = ("keep", "patience", "warm_start")
@@ -89,6 +92,7 @@ class ModelSpec:
                 f"[model] train_average must be odd: 1, 3, 5, ... (got {self.train_average})"
             )
         self.mean_share = real(self.mean_share, "[model] mean_share", 0.0, 1.0)
+        self.input_blur = real(self.input_blur, "[model] input_blur", 0.0, 8.0)
         if not isinstance(self.device, str) or not self.device:
             raise GhostError(
                 f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"
