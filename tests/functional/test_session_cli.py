@@ -136,11 +136,11 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     result = run_cli("train", "e2e", "--epochs", EPOCHS)
     assert result.code == 0, result.err
     first = re.search(
-        r"model 1 \(round 1, (cnn|logreg)(, patterns \+ 3x3 means)?\): trained on 60 labels",
+        r"model 1 \(round 1, (cnn|logreg)(, patterns \+ 3x3 means, blur 1 px)?\): trained on 60 labels",
         result.out,
     )
     assert first, result.out
-    # the linear one blends fits on the patterns and on their 3x3 means
+    # the linear one blends fits on the patterns and on their 3x3 means, blurred inputs
     assert bool(first.group(2)) == (first.group(1) == "logreg")
     assert f"learner auto took {first.group(1)}: " in result.out  # the default says why
     assert "now the model in use: first model" in result.out
@@ -176,7 +176,7 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     result = run_cli("train", "e2e", "--epochs", EPOCHS)
     assert result.code == 0, result.err
     assert re.search(
-        r"model 2 \(round 1, (cnn|logreg, patterns \+ 3x3 means)\): trained on 72 labels",
+        r"model 2 \(round 1, (cnn|logreg, patterns \+ 3x3 means, blur 1 px)\): trained on 72 labels",
         result.out,
     )
     assert "map changed" in result.out
@@ -199,6 +199,8 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     low, high = summary["accuracy_estimate"]["ci95"]
     assert low <= summary["accuracy_estimate"]["value"] <= high
     assert summary["stable"] is False
+    if summary["model_learner"] == "logreg":
+        assert summary["model_mean_share"] == 0.5 and summary["model_input_blur"] == 1.0
 
     # predict: the session's own scan ...
     out = tmp_path / "pred.h5"
