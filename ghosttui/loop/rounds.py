@@ -127,9 +127,13 @@ def train_model(
     digest = session.store.training_digest(snapshot)
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or cpu_threads())
+    # numpy's, scipy's and scikit-learn's BLAS / OpenMP pools too: left at one thread per
+    # core, they spin against a busy neighbour process and a linear round takes 2x longer
+    blas = threadpool_limits(limits=threads or cpu_threads())
     try:
         started = time.perf_counter()
         fitted = fit_learner(
@@ -158,6 +162,7 @@ def train_model(
         seconds_predict = time.perf_counter() - started
     finally:
         torch.set_num_threads(previous_threads)
+        blas.restore_original_limits()
     if probabilities is None or stop():
         raise TrainingCancelled()
 
