@@ -129,11 +129,12 @@ def train_model(
     import torch
     from threadpoolctl import threadpool_limits
 
+    n_threads = threads or cpu_threads()
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or cpu_threads())
+    torch.set_num_threads(n_threads)
     # numpy's, scipy's and scikit-learn's BLAS / OpenMP pools too: left at one thread per
     # core, they spin against a busy neighbour process and a linear round takes 2x longer
-    blas = threadpool_limits(limits=threads or cpu_threads())
+    blas = threadpool_limits(limits=n_threads)
     try:
         started = time.perf_counter()
         fitted = fit_learner(
@@ -172,7 +173,7 @@ def train_model(
         seconds_train=round(seconds_train, 3),
         seconds_predict=round(seconds_predict, 3),
         patterns_per_second=round(cache.n_patterns / max(seconds_predict, 1e-9), 1),
-        threads=threads or cpu_threads(),
+        threads=n_threads,
         labels=len(labels),
         label_counts={c: int(n) for c, n in zip(session.classes, counts, strict=True)},
     )
