@@ -264,18 +264,22 @@ def fit_linear(scan, truth, chosen, positions, cache, **settings):
     ).network
 
 
+def labelled_domain_scan(seed: int, shape: tuple[int, int], n: int, **scan_options):
+    """A :func:`domain_scan`, its cache, and ``n`` labelled positions drawn from it."""
+    rng = np.random.default_rng(seed)
+    scan, truth = domain_scan(rng, shape, **scan_options)
+    chosen = np.sort(rng.choice(scan.shape[0], n, replace=False))
+    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    return scan, truth, ArrayCache(scan, shape), chosen, positions
+
+
 def logits(network, scan):
     with torch.inference_mode():
         return network(torch.from_numpy(scan).unsqueeze(1)).numpy()
 
 
 def test_the_blend_is_one_linear_layer_whose_logits_mix_the_two_fits_by_share():
-    rng = np.random.default_rng(5)
-    shape = (20, 20)
-    scan, truth = domain_scan(rng, shape)
-    cache = ArrayCache(scan, shape)
-    chosen = np.sort(rng.choice(scan.shape[0], 24, replace=False))
-    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    scan, truth, cache, chosen, positions = labelled_domain_scan(5, (20, 20), 24)
     fit = lambda **s: fit_linear(scan, truth, chosen, positions, cache, **s)  # noqa: E731
     means, patterns = fit(train_average=3, mean_share=1.0), fit(train_average=1)
     blend = fit(train_average=3, mean_share=0.25)
@@ -292,12 +296,7 @@ def test_the_blend_is_one_linear_layer_whose_logits_mix_the_two_fits_by_share():
 def test_the_blend_cross_validates_the_procedure_it_fits():
     """The learner's cross-validated accuracy (what promotion compares) is that of the blend
     itself: a share that fits worse cross-validates worse."""
-    rng = np.random.default_rng(7)
-    shape = (24, 24)
-    scan, truth = domain_scan(rng, shape, noise=0.9)
-    cache = ArrayCache(scan, shape)
-    chosen = np.sort(rng.choice(scan.shape[0], 40, replace=False))
-    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    scan, truth, cache, chosen, positions = labelled_domain_scan(7, (24, 24), 40, noise=0.9)
     cv = {}
     for share in (0.0, 0.5, 1.0):
         fitted = fit_learner(
@@ -342,12 +341,7 @@ def test_the_input_blur_folds_into_one_linear_layer_on_the_raw_inputs():
 
 
 def test_the_fitted_linear_model_predicts_what_it_fitted_on_blurred_inputs():
-    rng = np.random.default_rng(5)
-    shape = (20, 20)
-    scan, truth = domain_scan(rng, shape)
-    cache = ArrayCache(scan, shape)
-    chosen = np.sort(rng.choice(scan.shape[0], 24, replace=False))
-    positions = np.stack(np.divmod(chosen, shape[1]), 1)
+    scan, truth, cache, chosen, positions = labelled_domain_scan(5, (20, 20), 24)
     blurred = fit_linear(scan, truth, chosen, positions, cache, train_average=1, input_blur=1.0)
     plain = fit_linear(scan, truth, chosen, positions, cache, train_average=1, input_blur=0.0)
     # by hand: logistic regression on the standardised blurred inputs
