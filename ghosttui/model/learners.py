@@ -22,7 +22,9 @@ LiberTEM UDF treat them all alike. They differ in how they are fitted:
     unless the CNN is significantly better there (paired sign test, 5%), and the
     model records which it took and why (``choice_reason``). When logistic
     regression is wrong on 4 labels or fewer, no result of the CNN could be
-    significant, and the CNN is not fitted at all. Dynamical
+    significant, and the CNN is not fitted at all; after each of its folds, once
+    even a CNN right on every label still to come could not be significant, its
+    other folds are not fitted (the same choice, sooner). Dynamical
     (multislice) patterns carry polarization as a few-percent intensity
     comparison between disks under far larger thickness and tilt changes: the
     linear model reads it, the translation-invariant CNN is near chance. A local
@@ -282,19 +284,25 @@ def cv_predictions(
     fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
     labels: np.ndarray,
     fold_of: np.ndarray,
+    stop: Callable[[np.ndarray, np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """Every label's class as predicted by a model fitted without its fold (-1: not predicted).
 
     ``fit_predict(train_index, test_index)`` returns predicted classes for ``test_index``.
-    A fold whose training part holds a single class predicts nothing.
+    A fold whose training part holds a single class predicts nothing. ``stop(predicted,
+    done)``, asked after each fold (``done``: the labels whose fold has been dealt with),
+    ends the cross-validation early when it returns true; the other folds stay -1.
     """
     predicted = np.full(len(labels), -1, np.int64)
+    done = np.zeros(len(labels), bool)
     for k in np.unique(fold_of):
         test = np.flatnonzero(fold_of == k)
         train = np.flatnonzero(fold_of != k)
-        if len(test) == 0 or len(np.unique(labels[train])) < 2:
-            continue
-        predicted[test] = fit_predict(train, test)
+        if len(test) and len(np.unique(labels[train])) >= 2:
+            predicted[test] = fit_predict(train, test)
+        done[test] = True
+        if stop is not None and not done.all() and stop(predicted, done):
+            break
     return predicted
 
 
@@ -542,6 +550,34 @@ def cnn_can_win(logreg_errors: int) -> bool:
     return 0.5**logreg_errors < SIGNIFICANCE
 
 
+def cnn_best_p(labels: np.ndarray, cnn: np.ndarray, done: np.ndarray, logreg: np.ndarray) -> float:
+    """The smallest sign-test p-value the CNN could still reach against logistic regression
+    when its cross-validated predictions ``cnn`` are known on ``done`` only: right on every
+    label not yet predicted (the best case; any other outcome can only raise p)."""
+    best = np.where(done, cnn == labels, True)
+    return sign_test_worse(best, logreg == labels)
+
+
+def out_of_reach(
+    labels: np.ndarray, cnn: np.ndarray, done: np.ndarray, logreg: np.ndarray
+) -> LearnerChoice:
+    """The choice when the CNN's first folds leave it no chance of a significant win: the
+    folds not yet fitted are not (the same choice as after all folds, sooner)."""
+    n, m = len(labels), int(done.sum())
+    cnn_hits = int(np.sum((cnn == labels) & done))
+    logreg_hits = int(np.sum((logreg == labels) & done))
+    p = cnn_best_p(labels, cnn, done, logreg)
+    reason = (
+        f"logreg is not beaten (cross-validated on {n} labels: logreg "
+        f"{int(np.sum(logreg == labels))}/{n}; on the {m} labels of the CNN's first folds "
+        f"cnn {cnn_hits}/{m}, logreg {logreg_hits}/{m}: even right on all the other labels "
+        f"the CNN could not beat logreg at the {SIGNIFICANCE:.0%} level, best p={p:.2g}, "
+        "so its other folds were not fitted)"
+    )
+    cv = {"cnn": cv_metrics(cnn[done], labels[done]), "logreg": cv_metrics(logreg, labels)}
+    return LearnerChoice("logreg", reason, p, cv)
+
+
 def unbeatable_logreg(labels: np.ndarray, logreg: np.ndarray) -> LearnerChoice:
     """The choice when logistic regression's cross-validation leaves the CNN no chance."""
     errors, n = int(np.sum(logreg != labels)), len(labels)
@@ -606,8 +642,19 @@ def _fit_auto(
     if not cnn_can_win(errors):
         choice = unbeatable_logreg(labels, logreg)
     else:
-        cnn = cv_predictions(cnn_fit_predict, labels, fold_of)
-        choice = choose_learner(labels, cnn, logreg)
+        stopped: dict[str, np.ndarray] = {}
+
+        def hopeless(cnn: np.ndarray, done: np.ndarray) -> bool:
+            if cnn_best_p(labels, cnn, done, logreg) < SIGNIFICANCE:
+                return False
+            stopped["done"] = done.copy()
+            return True
+
+        cnn = cv_predictions(cnn_fit_predict, labels, fold_of, stop=hopeless)
+        if "done" in stopped:
+            choice = out_of_reach(labels, cnn, stopped["done"], logreg)
+        else:
+            choice = choose_learner(labels, cnn, logreg)
     if choice.learner == "logreg":
         fitted = _fit_logreg(
             patterns,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from ghosttui.model.learners import (
     PixelStandardiser,
     blur_patterns,
     choose_learner,
+    cnn_best_p,
     cnn_can_win,
     cv_predictions,
     fit_learner,
@@ -47,6 +50,49 @@ def test_a_fold_without_two_classes_to_train_on_predicts_nothing():
     fold_of = np.array([0, 0, 1, 1])  # fold 0 trains on class 0 only
     predicted = cv_predictions(lambda train, test: labels[test], labels, fold_of)
     assert predicted.tolist() == [-1, -1, 0, 0]
+
+
+def test_cross_validation_stops_when_asked_and_leaves_the_other_folds_unpredicted():
+    labels = np.array([0, 1] * 9)
+    fold_of = stratified_folds(labels, 3, seed=0)
+    fitted: list[int] = []
+    asked: list[int] = []
+
+    def fit_predict(train, test):
+        fitted.append(len(test))
+        return labels[test]
+
+    def stop(predicted, done):
+        asked.append(int(done.sum()))
+        assert np.all(predicted[done] == labels[done]) and np.all(predicted[~done] == -1)
+        return True
+
+    predicted = cv_predictions(fit_predict, labels, fold_of, stop=stop)
+    assert fitted == [6] and asked == [6]
+    assert np.sum(predicted >= 0) == 6
+    never = cv_predictions(fit_predict, labels, fold_of, stop=lambda p, d: False)
+    assert np.array_equal(never, labels) and asked == [6]  # not asked after the last fold
+
+
+def test_a_cnn_given_up_after_some_folds_could_not_have_been_taken_after_all():
+    # exhaustive over every outcome of the labels still to come: the best case is the
+    # smallest p any completion reaches, so when it is out of reach no completion takes the CNN
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(9, 16))
+        labels = rng.integers(0, 2, n)
+        logreg = np.where(rng.random(n) < 0.7, labels, 1 - labels)
+        cnn = np.where(rng.random(n) < rng.random(), labels, 1 - labels)
+        done = rng.random(n) < 0.4
+        best = cnn_best_p(labels, cnn, done, logreg)
+        choices = []
+        for right in itertools.product([True, False], repeat=int((~done).sum())):
+            completed = cnn.copy()
+            completed[~done] = np.where(right, labels[~done], 1 - labels[~done])
+            choices.append(choose_learner(labels, completed, logreg))
+        assert min(c.p_value for c in choices) == pytest.approx(best)
+        if best >= 0.05:
+            assert all(c.learner == "logreg" for c in choices)
 
 
 def test_the_cnn_is_taken_only_when_it_beats_logreg_significantly():
@@ -125,6 +171,24 @@ def test_auto_takes_logreg_on_a_comparison_the_short_trained_cnn_misses_and_says
     assert cv["logreg"] > cv["cnn"] + 0.1  # the CNN was fitted, and lost
     assert "logreg is not beaten" in fitted.metrics["choice_reason"]
     assert np.mean(predicted == labels) > 0.75
+
+
+def test_auto_stops_cross_validating_a_cnn_that_can_no_longer_win(monkeypatch):
+    import ghosttui.model.learners as learners
+
+    folds: list[int] = []
+    fit_cnn = learners._fit_cnn
+
+    def counting(*args, **kwargs):
+        folds.append(len(args[3]))
+        return fit_cnn(*args, **kwargs)
+
+    monkeypatch.setattr(learners, "_fit_cnn", counting)
+    fitted, _, _ = fit_auto_on_comparison(signal=1.08, noise=0.05)
+    assert fitted.learner == "logreg"
+    assert len(folds) < learners.AUTO_FOLDS  # a fold or more left out, none for a final fit
+    assert "its other folds were not fitted" in fitted.metrics["choice_reason"]
+    assert fitted.metrics["choice_p"] >= 0.05
 
 
 def test_auto_does_not_fit_the_cnn_when_too_few_logreg_errors_leave_it_no_chance():
