@@ -571,8 +571,8 @@ def out_of_reach(
         f"logreg is not beaten (cross-validated on {n} labels: logreg "
         f"{int(np.sum(logreg == labels))}/{n}; on the {m} labels of the CNN's first folds "
         f"cnn {cnn_hits}/{m}, logreg {logreg_hits}/{m}: even right on all the other labels "
-        f"the CNN could not beat logreg at the {SIGNIFICANCE:.0%} level, best p={p:.2g}, "
-        "so its other folds were not fitted)"
+        f"the CNN could not beat logreg at the {SIGNIFICANCE:.0%} level (its best case: "
+        f"p={p:.2g}), so its other folds were not fitted)"
     )
     cv = {"cnn": cv_metrics(cnn[done], labels[done]), "logreg": cv_metrics(logreg, labels)}
     return LearnerChoice("logreg", reason, p, cv)
