@@ -50,6 +50,36 @@ def learner_text(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def choice_text(metrics: dict[str, Any]) -> str:
+    """Why ``auto`` took its learner, in a line: ``"auto took logreg: cross-validated 90%
+    (n=100), the CNN 44% (n=34)"``; ``""`` for a model not chosen by ``auto``. The full
+    reason is ``choice_reason`` (``train``, ``status``)."""
+    if metrics.get("chosen_by") != "auto":
+        return ""
+    taken = metrics.get("learner") or "?"
+    accuracy = metrics.get("cv_by_learner") or {}
+    n = metrics.get("cv_n_by_learner") or {}
+
+    def scored(learner: str) -> str:
+        value = accuracy.get(learner)
+        if value is None:
+            return "-"
+        return f"{value:.0%} (n={n[learner]})" if learner in n else f"{value:.0%}"
+
+    other = "cnn" if taken == "logreg" else "logreg"
+    name = {"cnn": "the CNN", "logreg": "logreg"}[other]
+    if other not in accuracy:
+        return (
+            f"auto took {taken}: cross-validated {scored(taken)}, "
+            "too few errors for the CNN to beat it (not fitted)"
+        )
+    text = f"auto took {taken}: cross-validated {scored(taken)}, {name} {scored(other)}"
+    p = metrics.get("choice_p")
+    if taken == "cnn" and p is not None:
+        text += f", sign test p={p:.2g}"
+    return text
+
+
 def cv_text(metrics: dict[str, Any]) -> str:
     if metrics.get("cv_accuracy") is None:
         return "-"

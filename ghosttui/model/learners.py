@@ -675,5 +675,6 @@ def _fit_auto(
         choice_reason=choice.reason,
         choice_p=choice.p_value,
         cv_by_learner={k: v["cv_accuracy"] for k, v in choice.cv.items()},
+        cv_n_by_learner={k: v["cv_n"] for k, v in choice.cv.items()},
     )
     return fitted

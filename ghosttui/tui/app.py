@@ -19,7 +19,7 @@ from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
-from ghosttui.loop.report import learner_text
+from ghosttui.loop.report import choice_text, learner_text
 from ghosttui.loop.rounds import TrainingJob
 from ghosttui.render.pane import META_KEY as PANE_META
 from ghosttui.render.pane import PaneState, PatternPane
@@ -504,7 +504,9 @@ class GhostApp(App[None]):
             return "model: none yet"
         learner = learner_text(c.model.metrics)
         how = f", {learner}" if learner else ""
-        return f"model {c.model.id} (round {c.model.round}{how}) in use"
+        why = choice_text(c.model.metrics)
+        line = f"model {c.model.id} (round {c.model.round}{how}) in use"
+        return f"{line}\n{why}" if why else line
 
     def drive_training(self) -> None:
         """Cancel a stale training job; start the job the controller asks for."""

@@ -469,6 +469,34 @@ def test_promote_key_puts_the_candidate_model_in_use(labelling_app, sim_file):
     assert states == {good.id: "retired", promoted: "current"}
 
 
+def test_the_side_panel_says_why_auto_took_its_learner(labelling_app, sim_file):
+    from ghosttui.loop.controller import LabellingController
+
+    truth = sim_truth(sim_file)
+    run = labelling_app("why", sampling=SamplingSpec(budget=40, holdout=0, grid_step=5))
+    loop = LabellingController(run.session)
+    while loop.round == 1:
+        current = loop.current()
+        loop.label(["horizontal", "vertical", "none"][int(truth[current.rx, current.ry])])
+    job = loop.next_training()
+    loop.training_started(job)
+    chosen = {
+        "learner": "logreg",
+        "chosen_by": "auto",
+        "cv_by_learner": {"cnn": 15 / 34, "logreg": 0.9},
+        "cv_n_by_learner": {"cnn": 34, "logreg": 100},
+    }
+    assert loop.training_finished(fake_model(run.session, job, one_hot(truth), **chosen)).take
+
+    async def scenario(app, pilot):
+        await pilot.pause(0.05)
+        return str(app.query_one("#training-text").render())
+
+    text = " ".join(run.run(scenario).split())
+    assert "(round 1, logreg) in use" in text
+    assert "auto took logreg: cross-validated 90% (n=100), the CNN 44% (n=34)" in text
+
+
 def test_retrain_key_refuses_while_a_class_has_no_label(labelling_app):
     run = labelling_app("retrain")
 

@@ -275,6 +275,33 @@ def test_loop_wording_counts_and_spreads():
     assert accuracy_text(None, None, 0, what="holdout") == "holdout - (no labels)"
 
 
+def test_why_auto_took_its_learner_fits_in_a_line():
+    from ghosttui.loop.report import choice_text
+
+    stopped = {
+        "chosen_by": "auto",
+        "learner": "logreg",
+        "cv_by_learner": {"cnn": 15 / 34, "logreg": 0.9},
+        "cv_n_by_learner": {"cnn": 34, "logreg": 100},
+        "choice_p": 1.0,
+    }
+    assert choice_text(stopped) == (
+        "auto took logreg: cross-validated 90% (n=100), the CNN 44% (n=34)"
+    )
+    unfitted = {"chosen_by": "auto", "learner": "logreg", "cv_by_learner": {"logreg": 0.98}}
+    assert choice_text(unfitted) == (
+        "auto took logreg: cross-validated 98%, too few errors for the CNN to beat it (not fitted)"
+    )
+    cnn = {
+        "chosen_by": "auto",
+        "learner": "cnn",
+        "cv_by_learner": {"cnn": 0.95, "logreg": 0.8},
+        "choice_p": 0.012,
+    }
+    assert choice_text(cnn) == "auto took cnn: cross-validated 95%, logreg 80%, sign test p=0.012"
+    assert choice_text({"learner": "logreg", "cv_by_learner": {"logreg": 0.9}}) == ""
+
+
 def test_the_learner_is_named_with_its_neighbourhood():
     from ghosttui.loop.report import learner_text
 
