@@ -122,6 +122,7 @@ def bench(
     from ghosttui.cli.options import progress_bar
     from ghosttui.data import open_scan
     from ghosttui.loop.bench import (
+        cell_text,
         check_bench_options,
         load_truth,
         plot_curves,
@@ -129,7 +130,7 @@ def bench(
         summary_table,
         write_json,
     )
-    from ghosttui.loop.report import count, mean_text
+    from ghosttui.loop.report import count
     from ghosttui.model.learners import check_learner
     from ghosttui.numbers import whole
     from ghosttui.patterns.cache import open_or_build
@@ -167,12 +168,16 @@ def bench(
     started = time.perf_counter()
 
     def report(run) -> None:
+        scored = (
+            f"no model within the budget ({run.no_model})"
+            if run.no_model is not None
+            else f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
+            f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%})"
+        )
         err_console.print(
             f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
-            f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
-            f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%}); "
-            f"{run.labels} training + {run.holdout} holdout labels, {count(run.rounds, 'round')}, "
-            f"{count(run.models, 'model')}, {run.seconds:.0f} s"
+            f"{scored}; {run.labels} training + {run.holdout} holdout labels, "
+            f"{count(run.rounds, 'round')}, {count(run.models, 'model')}, {run.seconds:.0f} s"
         )
 
     runs = run_bench(
@@ -206,10 +211,7 @@ def bench(
     for b in budget_rows:
         table.add_row(
             str(b),
-            *[
-                mean_text([r.accuracy for r in runs if r.budget == b and r.strategy == s])
-                for s in order
-            ],
+            *[cell_text([r for r in runs if r.budget == b and r.strategy == s]) for s in order],
         )
     console.print(table)
     per_strategy = {s: sum(r.seconds for r in runs if r.strategy == s) for s in order}

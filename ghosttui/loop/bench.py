@@ -13,6 +13,7 @@ positions never labelled, inside domains and at walls.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import tempfile
 import time
@@ -27,7 +28,8 @@ from ghosttui.data.options import LoadOptions
 from ghosttui.errors import GhostError
 from ghosttui.files import atomic_output, write_text_atomic
 from ghosttui.loop.controller import Current, LabellingController
-from ghosttui.loop.rounds import train_model
+from ghosttui.loop.report import mean_text
+from ghosttui.loop.rounds import missing_classes, train_model
 from ghosttui.patterns.settings import PreprocessSettings
 from ghosttui.sampling.schedule import check_strategy, choose_grid_step
 from ghosttui.session.session import Session
@@ -55,6 +57,7 @@ class BenchRun:
     mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
     input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
     curve: list[tuple[int, float]] = field(default_factory=list)
+    no_model: str | None = None  # why the budget ran out before any model (accuracy NaN)
 
 
 class SimulatedLabeller:
@@ -174,15 +177,20 @@ def run_once(
         labelled = np.zeros(truth.shape, bool)
         for rx, ry in session.store.labels():
             labelled[rx, ry] = True
-        if loop.probabilities is None:
-            raise GhostError(f"bench run {name}: no model was trained")
-        predicted = loop.probabilities.argmax(-1)
+        no_model = None
+        if loop.probabilities is None:  # e.g. a rare class never met within the budget
+            missing = missing_classes(session, loop.labels)
+            no_model = (
+                f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no label"
+                if missing
+                else loop.message or "no model was trained"
+            )
         walls = wall_mask(truth)
         estimate = loop.estimate().holdout.accuracy
         n_rounds = sum(1 for p in session.store.round_plans() if p.ended)
         n_models = len(session.store.models())
         n_labels = len(loop.labels)
-        n_holdout = loop.estimate().holdout.total
+        n_holdout = sum(1 for lab in loop.labels.values() if lab.source == "holdout")
         learner_name = session.settings.model.learner
         train_average = session.settings.model.train_average
         mean_share = session.settings.model.mean_share
@@ -190,16 +198,26 @@ def run_once(
         current = session.store.current_model()
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
-    hit = predicted == truth
+    nan = float("nan")
+    if no_model is None:
+        hit = loop.probabilities.argmax(-1) == truth
+        scores = (
+            float(hit.mean()),
+            float(hit[~labelled].mean()),
+            float(hit[~walls].mean()),
+            float(hit[walls].mean()) if walls.any() else nan,
+        )
+    else:
+        scores = (nan, nan, nan, nan)
     return BenchRun(
         strategy=strategy,
         budget=budget,
         seed=seed,
         learner=learner_name,
-        accuracy=float(hit.mean()),
-        accuracy_unlabelled=float(hit[~labelled].mean()),
-        accuracy_domains=float(hit[~walls].mean()),
-        accuracy_walls=float(hit[walls].mean()) if walls.any() else float("nan"),
+        accuracy=scores[0],
+        accuracy_unlabelled=scores[1],
+        accuracy_domains=scores[2],
+        accuracy_walls=scores[3],
         seconds=round(time.perf_counter() - started, 2),
         labels=n_labels - n_holdout,
         holdout=n_holdout,
@@ -211,6 +229,7 @@ def run_once(
         mean_share=mean_share,
         input_blur=input_blur,
         curve=curve,
+        no_model=no_model,
     )
 
 
@@ -321,13 +340,18 @@ def run_bench(
 def summary_table(
     runs: list[BenchRun],
 ) -> tuple[list[str], list[int], dict[tuple[int, str], tuple[float, float, int]]]:
-    """(strategies, budgets, {(budget, strategy): (mean, std, n)}) of whole-map accuracy."""
+    """(strategies, budgets, {(budget, strategy): (mean, std, n)}) of whole-map accuracy,
+    over the runs that trained a model (n of them; runs without one: :func:`cell_text`)."""
     strategies = list(dict.fromkeys(r.strategy for r in runs))
     budgets = sorted({r.budget for r in runs})
     cells = {}
     for budget in budgets:
         for strategy in strategies:
-            values = [r.accuracy for r in runs if r.budget == budget and r.strategy == strategy]
+            values = [
+                r.accuracy
+                for r in runs
+                if r.budget == budget and r.strategy == strategy and r.no_model is None
+            ]
             if values:
                 cells[(budget, strategy)] = (
                     float(np.mean(values)),
@@ -337,9 +361,21 @@ def summary_table(
     return strategies, budgets, cells
 
 
+def cell_text(runs: list[BenchRun]) -> str:
+    """``"98.7% ± 0.2% (3 seeds)"`` over the runs that trained a model, and how many did not:
+    ``"94.5% (1 seed); 2 of 3 runs: no model"``."""
+    trained = [r.accuracy for r in runs if r.no_model is None]
+    failed = len(runs) - len(trained)
+    text = mean_text(trained) if trained else "-"
+    return f"{text}; {failed} of {len(runs)} runs: no model" if failed else text
+
+
 def write_json(path: Path, runs: list[BenchRun], settings: dict[str, Any]) -> None:
+    def plain(value: Any) -> Any:  # NaN (no model, no walls) as null: strict JSON
+        return None if isinstance(value, float) and math.isnan(value) else value
+
     doc = {
-        "runs": [asdict(r) for r in runs],
+        "runs": [{k: plain(v) for k, v in asdict(r).items()} for r in runs],
         "settings": settings,
         "machine": {
             "platform": platform.platform(),
