@@ -21,6 +21,7 @@ docs/simulation.md); pass them with ``--scans``. Kinematic ones are simulated he
     python benchmarks/learners.py --scans kin:wall,ms/pto_wall_d1e4.h5 \\
         [--learners auto,logreg,logreg-k1] [--strategies hybrid,random] [--budgets 50,100] \\
         [--seeds 0,1,2]
+    python benchmarks/learners.py --scans ms/pto_needles_d1e4.h5 --learners ''   # ceilings only
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     for spec in args.scans.split(","):
         path, name = scan_path(spec), scan_name(spec)
-        for learner in args.learners.split(","):
+        for learner in [each for each in args.learners.split(",") if each]:  # '': ceilings only
             out = RESULTS / f"learners_{name}_{learner}.json"
             base, _, variant = learner.partition("-")
             inputs = {
