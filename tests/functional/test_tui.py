@@ -438,19 +438,27 @@ def test_the_app_runs_the_loop_the_bench_measures(labelling_app, sim_file, tmp_p
     assert float(np.mean(probabilities.argmax(-1) == truth)) == pytest.approx(bench.accuracy)
 
 
-def test_promote_key_puts_the_candidate_model_in_use(labelling_app, sim_file):
-    """A model that measured worse waits as a candidate; ``p`` uses it, and the map shows it."""
+def first_round_in_use(run, truth: np.ndarray, **metrics: object):
+    """A controller on ``run``'s session whose round 1, labelled from the truth, ended and
+    whose model (a fake one, right everywhere, with ``metrics``) is in use."""
     from ghosttui.loop.controller import LabellingController
 
-    truth = sim_truth(sim_file)
-    run = labelling_app("promote", sampling=SamplingSpec(budget=40, holdout=12, grid_step=5))
     loop = LabellingController(run.session)
     while loop.round == 1:
         current = loop.current()
         loop.label(["horizontal", "vertical", "none"][int(truth[current.rx, current.ry])])
     job = loop.next_training()
     loop.training_started(job)
-    assert loop.training_finished(fake_model(run.session, job, one_hot(truth))).take
+    assert loop.training_finished(fake_model(run.session, job, one_hot(truth), **metrics)).take
+    return loop
+
+
+def test_promote_key_puts_the_candidate_model_in_use(labelling_app, sim_file):
+    """A model that measured worse waits as a candidate; ``p`` uses it, and the map shows it."""
+
+    truth = sim_truth(sim_file)
+    run = labelling_app("promote", sampling=SamplingSpec(budget=40, holdout=12, grid_step=5))
+    loop = first_round_in_use(run, truth)
     good = loop.model
     job = loop.request_training(epochs=1)
     loop.training_started(job)
@@ -471,23 +479,16 @@ def test_promote_key_puts_the_candidate_model_in_use(labelling_app, sim_file):
 
 
 def test_the_side_panel_says_why_auto_took_its_learner(labelling_app, sim_file):
-    from ghosttui.loop.controller import LabellingController
 
     truth = sim_truth(sim_file)
     run = labelling_app("why", sampling=SamplingSpec(budget=40, holdout=0, grid_step=5))
-    loop = LabellingController(run.session)
-    while loop.round == 1:
-        current = loop.current()
-        loop.label(["horizontal", "vertical", "none"][int(truth[current.rx, current.ry])])
-    job = loop.next_training()
-    loop.training_started(job)
     chosen = {
         "learner": "logreg",
         "chosen_by": "auto",
         "cv_by_learner": {"cnn": 15 / 34, "logreg": 0.9},
         "cv_n_by_learner": {"cnn": 34, "logreg": 100},
     }
-    assert loop.training_finished(fake_model(run.session, job, one_hot(truth), **chosen)).take
+    first_round_in_use(run, truth, **chosen)
 
     async def scenario(app, pilot):
         await pilot.pause(0.05)
