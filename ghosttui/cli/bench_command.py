@@ -174,6 +174,8 @@ def bench(
             else f"accuracy {run.accuracy:.2%} (domains {run.accuracy_domains:.2%}, walls "
             f"{run.accuracy_walls:.2%}, unlabelled {run.accuracy_unlabelled:.2%})"
         )
+        if run.absent_classes:
+            scored += f" [yellow]without a label of {', '.join(run.absent_classes)}[/]"
         err_console.print(
             f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
             f"{scored}; {run.labels} training + {run.holdout} holdout labels, "

@@ -111,6 +111,11 @@ def train_command(
                 f"`ghosttui promote {session.name}` takes it anyway"
             ),
         ]
+        if m.get("absent_classes"):
+            lines.append(
+                f"[yellow]trained without a label of {', '.join(m['absent_classes'])}[/]: "
+                "label some and train again"
+            )
         if "choice_reason" in m:
             lines.append(f"learner auto took {m['learner']}: {m['choice_reason']}")
         estimate = loop.estimate()

@@ -301,6 +301,11 @@ def status(
                 if summary["model_stale"]
                 else ""
             )
+            + (
+                f"  [yellow]trained without a label of {', '.join(summary['model_absent_classes'])}[/]"
+                if summary["model_absent_classes"]
+                else ""
+            )
         )
         for candidate in summary["candidates"]:
             console.print(

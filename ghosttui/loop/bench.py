@@ -28,6 +28,7 @@ from ghosttui.data.options import LoadOptions
 from ghosttui.errors import GhostError
 from ghosttui.files import atomic_output, write_text_atomic
 from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.promotion import absent_classes
 from ghosttui.loop.report import mean_text
 from ghosttui.loop.rounds import missing_classes, train_model
 from ghosttui.patterns.settings import PreprocessSettings
@@ -58,6 +59,7 @@ class BenchRun:
     input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
     curve: list[tuple[int, float]] = field(default_factory=list)
     no_model: str | None = None  # why the budget ran out before any model (accuracy NaN)
+    absent_classes: list[str] = field(default_factory=list)  # no label of these in the model
 
 
 class SimulatedLabeller:
@@ -196,6 +198,7 @@ def run_once(
         mean_share = session.settings.model.mean_share
         input_blur = session.settings.model.input_blur
         current = session.store.current_model()
+        absent = absent_classes(current.metrics) if current is not None else []
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
     nan = float("nan")
@@ -230,6 +233,7 @@ def run_once(
         input_blur=input_blur,
         curve=curve,
         no_model=no_model,
+        absent_classes=absent,
     )
 
 

@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 
 from ghosttui.errors import SessionError
-from ghosttui.loop.promotion import HoldoutScore, Verdict, holdout_hits, judge
+from ghosttui.loop.promotion import HoldoutScore, Verdict, absent_classes, holdout_hits, judge
 from ghosttui.loop.rounds import (
     TrainedModel,
     TrainingJob,
     check_trainable,
     missing_classes,
+    trainable,
     training_labels,
 )
 from ghosttui.metrics import changed_fraction, cohen_kappa
@@ -238,7 +239,7 @@ class LabellingController:
     def _round_ended(self, round: int, event: int) -> None:
         snapshot = self.store.labels_at(event)
         digest = self.store.training_digest(snapshot)
-        if not self._model_for(digest) and not missing_classes(self.session, snapshot):
+        if not self._model_for(digest) and trainable(self.session, snapshot):
             self._wanted = TrainingJob(round, event, f"round {round} ended")
         self._plan_after(round)
 
@@ -465,6 +466,8 @@ def loop_summary(controller: LabellingController) -> dict[str, Any]:
         "model_mean_share": model.metrics.get("mean_share") if model is not None else None,
         "model_input_blur": model.metrics.get("input_blur") if model is not None else None,
         "model_learner_reason": model.metrics.get("choice_reason") if model is not None else None,
+        "model_absent_classes": absent_classes(model.metrics) if model is not None else [],
+        "classes_without_labels": missing_classes(controller.session, controller.labels),
         "model_stale": controller.model_is_stale(),
         "candidates": [
             {"id": m.id, "round": m.round, "reason": m.reason} for m in controller.candidates()

@@ -4,7 +4,9 @@ A newly trained model replaces the current one only when
 
 1. it was trained on labels that still stand (no label of its training set was
    undone or changed since), and
-2. it is not measurably worse than the current model:
+2. it was trained on a class the current model had no label of (a model trains
+   on the classes that have labels; one that knows more classes replaces one that
+   knows fewer), or else it is not measurably worse than the current model:
    * on the random holdout (labels neither model trained on), a one-sided
      exact sign test on the positions where exactly one of the two is right
      does not say "worse" at the 5% level, and
@@ -52,6 +54,13 @@ class HoldoutScore:
         return wilson_interval(self.correct, self.total) if self.total else None
 
 
+def absent_classes(metrics: dict[str, Any]) -> list[str]:
+    """The classes a model was trained without a single label of."""
+    if "absent_classes" in metrics:
+        return list(metrics["absent_classes"])
+    return [c for c, n in metrics.get("label_counts", {}).items() if n == 0]
+
+
 def holdout_hits(predicted: np.ndarray, positions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per holdout position, whether the class map ``predicted`` (Rx, Ry) is right."""
     if len(positions) == 0:
@@ -72,6 +81,12 @@ def judge(
         return Verdict(False, "labels it trained on were undone or changed since")
     if current_hits is None or current_metrics is None:
         return Verdict(True, "first model")
+    gained = [c for c in absent_classes(current_metrics) if c not in absent_classes(new_metrics)]
+    if gained:
+        return Verdict(
+            True,
+            f"trained on {', '.join(gained)}, which the model it replaces had no label of",
+        )
     p = sign_test_worse(current_hits, new_hits)
     if p < SIGNIFICANCE:
         return Verdict(

@@ -79,20 +79,31 @@ def holdout_positions(session: Session, labels: dict[tuple[int, int], Label]) ->
 def missing_classes(
     session: Session, labels: dict[tuple[int, int], Label] | None = None
 ) -> list[str]:
-    """Classes without a single training label (training needs every class)."""
+    """Classes without a single training label (a model trained now has never seen them)."""
     labels = session.store.labels() if labels is None else labels
     present = {lab.cls for lab in training_labels(labels).values()}
     return [name for name in session.classes if name not in present]
 
 
+def trainable(session: Session, labels: dict[tuple[int, int], Label]) -> bool:
+    """Whether a model can be trained on ``labels``: training labels of two classes or more."""
+    return len(session.classes) - len(missing_classes(session, labels)) >= 2
+
+
 def check_trainable(session: Session, labels: dict[tuple[int, int], Label]) -> None:
-    if not training_labels(labels):
+    """Refuse training without labels of at least two classes (one class is not a classifier).
+
+    A class without labels does not stop training: the model is trained on the classes
+    that have labels, and says which it lacks (``absent_classes`` in its metrics)."""
+    training = training_labels(labels)
+    if not training:
         raise ModelError(f"session '{session.name}' has no training labels yet")
-    missing = missing_classes(session, labels)
-    if missing:
+    if not trainable(session, labels):
+        only = next(iter(training.values())).cls
+        missing = [c for c in session.classes if c != only]
         raise ModelError(
-            f"class{'es' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"{'have' if len(missing) > 1 else 'has'} no labels; label at least one pattern of each class"
+            f"only {only} has labels; a model needs labels of at least two classes "
+            f"(label a pattern of {' or '.join(missing)})"
         )
 
 
@@ -176,6 +187,7 @@ def train_model(
         threads=n_threads,
         labels=len(labels),
         label_counts={c: int(n) for c, n in zip(session.classes, counts, strict=True)},
+        absent_classes=[c for c, n in zip(session.classes, counts, strict=True) if n == 0],
     )
     stem = f"r{job.round:04d}-e{job.up_to_event:06d}-{secrets.token_hex(3)}"
     meta = {

@@ -173,7 +173,8 @@ def plan_next(
     position ever queued (labelled, skipped or pending, holdout included);
     ``probabilities`` the latest whole-scan prediction and ``model_current``
     whether it was trained on exactly the current labels; ``missing_classes``
-    the classes without any label (no model can be trained until they have one).
+    the classes without any label (a model trains on the classes that have labels; while
+    one lacks labels, half of each uncertainty round goes to random positions, to find it).
     """
     check_strategy(spec.strategy)
     rng = rng or np.random.default_rng(spec.seed + 1000 * state.rounds)
@@ -260,13 +261,15 @@ def plan_next(
         state.boundary_done = True
 
     # uncertainty rounds (hybrid, uncertainty)
-    if missing_classes:
+    if missing_classes and len(set(labels.values())) < 2:
         size = min(left, spec.round_length)
         points = random_queries(scan_shape, size, rng, taken)
         return queue(
             points,
             "random",
-            f"no model yet: {', '.join(missing_classes)} has no label; {len(points)} random positions",
+            f"no model yet: {', '.join(missing_classes)} "
+            f"{'have' if len(missing_classes) > 1 else 'has'} no label; "
+            f"{len(points)} random positions",
         )
     if probabilities is None or not model_current:
         return Plan(
@@ -276,13 +279,30 @@ def plan_next(
             train_first=True,
         )
     size = min(left, spec.round_length)
-    picks = uncertainty_queries(probabilities, size, spec.diversity_radius, taken, spec.uncertainty)
-    if not picks:
+    searching: list[Position] = []
+    if missing_classes:  # the model knows only the labelled classes: half the round looks
+        searching = random_queries(scan_shape, (size + 1) // 2, rng, taken)
+    picks = uncertainty_queries(
+        probabilities, size - len(searching), spec.diversity_radius, taken | set(searching),
+        spec.uncertainty,
+    )  # fmt: skip
+    if not picks and not searching:
         return Plan(state=state, message="no unlabelled position left", done=True)
     state.rounds += 1
-    return Plan(
-        [(rx, ry, "uncertainty", score) for rx, ry, score in picks],
-        state,
+    message = (
         f"uncertainty round: the {len(picks)} least certain positions, at least "
-        f"{spec.diversity_radius + 1} apart",
+        f"{spec.diversity_radius + 1} apart"
+    )
+    if searching:
+        message = (
+            f"{', '.join(missing_classes)} {'have' if len(missing_classes) > 1 else 'has'} "
+            f"no label yet: {len(searching)} random positions to look for one; {message}"
+        )
+    return Plan(
+        interleave(
+            [(rx, ry, "uncertainty", score) for rx, ry, score in picks],
+            [(rx, ry, "random", 0.0) for rx, ry in searching],
+        ),
+        state,
+        message,
     )

@@ -19,6 +19,7 @@ from textual.worker import Worker, get_current_worker
 
 from ghosttui.errors import GhostError, StorageError
 from ghosttui.loop.controller import Current, LabellingController
+from ghosttui.loop.promotion import absent_classes
 from ghosttui.loop.report import choice_text, learner_text
 from ghosttui.loop.rounds import TrainingJob
 from ghosttui.render.pane import META_KEY as PANE_META
@@ -228,6 +229,7 @@ class GhostApp(App[None]):
             model_round=c.model.round if c.model else None,
             model_id=c.model.id if c.model else None,
             model_stale=c.model_is_stale(),
+            model_absent=absent_classes(c.model.metrics) if c.model else [],
             candidates=len(c.candidates()),
             holdout_accuracy=holdout.accuracy,
             holdout_ci=holdout.ci95,

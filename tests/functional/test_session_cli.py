@@ -331,36 +331,62 @@ def test_train_with_no_labels(run_cli, make_session):
     assert models_of("empty") == []
 
 
-def test_train_with_a_class_without_labels_names_it(run_cli, make_session, sessions_dir):
+def test_train_with_labels_of_one_class_names_what_is_missing(run_cli, make_session, sessions_dir):
     session = make_session("partial")
     session.store.import_labels(
-        [(1, 1, "horizontal", "import"), (20, 1, "vertical", "import"), (11, 5, "none", "holdout")]
+        [
+            (1, 1, "horizontal", "import"),
+            (20, 1, "horizontal", "import"),
+            (11, 5, "none", "holdout"),
+        ]
     )
     session.close()
     before = snapshot(sessions_dir / "partial")
-    line = assert_one_line_error(run_cli("train", "partial"), "class none has no labels")
-    assert "horizontal" not in line and "vertical" not in line
+    line = assert_one_line_error(run_cli("train", "partial"), "only horizontal has labels")
+    assert "vertical or none" in line  # the holdout's 'none' never trains
     assert snapshot(sessions_dir / "partial") == before
     assert not (sessions_dir / "partial" / "checkpoints").exists()
 
 
 @pytest.mark.slow
 def test_failed_training_keeps_labels_and_checkpoints(run_cli, trained, tmp_path):
-    # relabel every 'none' as 'vertical': training now lacks a class
+    # relabel every training label as 'horizontal': training now has one class
     with Session.open("trained") as session:
-        nones = [lab for lab in session.store.labels().values() if lab.cls == "none"]
-        assert nones
-        session.store.import_labels(
-            [(lab.rx, lab.ry, "vertical", "manual") for lab in nones if lab.source != "holdout"]
-        )
+        others = [
+            lab
+            for lab in session.store.labels().values()
+            if lab.cls != "horizontal" and lab.source != "holdout"
+        ]
+        assert others
+        session.store.import_labels([(lab.rx, lab.ry, "horizontal", "manual") for lab in others])
         labels = {pos: lab.cls for pos, lab in session.store.labels().items()}
     before = snapshot(trained)
-    assert_one_line_error(run_cli("train", "trained", "--epochs", 2), "none has no labels")
-    assert_one_line_error(run_cli("train", "trained", "--promote"), "none has no labels")
+    assert_one_line_error(run_cli("train", "trained", "--epochs", 2), "only horizontal has labels")
+    assert_one_line_error(run_cli("train", "trained", "--promote"), "only horizontal has labels")
     assert snapshot(trained) == before
     with Session.open("trained", writable=False) as session:
         assert {pos: lab.cls for pos, lab in session.store.labels().items()} == labels
         assert [m.state for m in session.store.models()] == ["current"]
+
+
+@pytest.mark.slow
+def test_train_without_a_label_of_one_class_trains_and_says_so(run_cli, trained):
+    # relabel every 'none' as 'vertical': the model trains on two classes and says so
+    with Session.open("trained") as session:
+        nones = [
+            lab
+            for lab in session.store.labels().values()
+            if lab.cls == "none" and lab.source != "holdout"
+        ]
+        assert nones
+        session.store.import_labels([(lab.rx, lab.ry, "vertical", "manual") for lab in nones])
+    result = run_cli("train", "trained", "--epochs", 2, "--promote")
+    assert result.code == 0, result.err
+    assert "trained without a label of none" in result.out
+    status = json.loads(run_cli("status", "trained", "--json").out)
+    assert status["model_absent_classes"] == ["none"]
+    assert status["classes_without_labels"] == ["none"]
+    assert "trained without a label of none" in run_cli("status", "trained").out
 
 
 @pytest.mark.slow

@@ -140,12 +140,64 @@ def test_a_measurably_worse_model_is_a_candidate_until_promoted(make_session, tr
         loop.promote()
 
 
-def test_training_needs_a_label_of_every_class(make_session):
+def test_training_needs_labels_of_two_classes(make_session):
     session = make_session("missing")
     loop = LabellingController(session)
     loop.label("horizontal")
-    with pytest.raises(GhostError, match="vertical, none have no labels"):
+    loop.label("horizontal")
+    with pytest.raises(GhostError, match=r"only horizontal has labels.*vertical or none"):
         loop.request_training()
+    loop.label("vertical")
+    assert loop.request_training().reason == "asked"  # 'none' has no label: it trains anyway
+
+
+def test_a_round_ending_without_a_class_trains_on_the_classes_it_has(make_session, truth):
+    """A class no label has met yet does not hold training back: round 1's model trains on
+    the two labelled classes, says which it lacks, and the first model that has the third
+    replaces it whatever the holdout says."""
+    session = make_session("absent", sampling=SamplingSpec(budget=40, grid_step=5))
+    loop = LabellingController(session)
+    while session.store.pending_in_round(1):
+        current = loop.current()
+        cls = CLASSES[int(truth[current.rx, current.ry])]
+        loop.label("vertical" if cls == "none" else cls)  # never 'none'
+    assert loop.summary()["classes_without_labels"] == ["none"]
+    job = loop.next_training()
+    assert job is not None and job.reason == "round 1 ended"
+    loop.training_started(job)
+    loop.training_finished(
+        fake_model(
+            session, job, one_hot(truth), label_counts={"horizontal": 9, "vertical": 9, "none": 0}
+        )
+    )
+    assert loop.summary()["model_absent_classes"] == ["none"]
+    loop.label("none")
+    later = loop.request_training()
+    loop.training_started(later)
+    verdict = loop.training_finished(
+        fake_model(session, later, one_hot(truth, wrong=0.9), absent_classes=[], label_counts={})
+    )  # far worse on the holdout, but it knows 'none'
+    assert verdict.take and "trained on none" in verdict.reason, verdict.reason
+    assert loop.summary()["model_absent_classes"] == []
+
+
+def test_a_model_without_a_class_is_judged_like_any_other_once_both_lack_it():
+    hits = np.ones(20, bool)
+    worse = hits.copy()
+    worse[:10] = False
+    lacking = {"absent_classes": ["none"]}
+    verdict = judge(
+        stale=False, new_hits=worse, current_hits=hits, new_metrics=lacking, current_metrics=lacking
+    )
+    assert not verdict.take and "worse on the holdout" in verdict.reason
+    gained = judge(
+        stale=False,
+        new_hits=worse,
+        current_hits=hits,
+        new_metrics={"label_counts": {"horizontal": 3, "none": 1}},
+        current_metrics={"label_counts": {"horizontal": 3, "none": 0}},
+    )  # models from before absent_classes was recorded: read from their label counts
+    assert gained.take
 
 
 def test_a_restarted_loop_resumes_the_unfinished_training_and_the_wait(make_session, truth):

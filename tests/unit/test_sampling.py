@@ -246,6 +246,31 @@ def test_missing_class_gets_random_queries_instead_of_a_model():
     assert "none" in plan.message
 
 
+def test_a_class_without_labels_leaves_half_of_each_uncertainty_round_to_random_positions():
+    spec = SamplingSpec(strategy="uncertainty", budget=40, round_size=10, diversity_radius=0)
+    labels = {(0, 0): 0, (19, 19): 1}
+    state = ScheduleState(phase="uncertainty")
+    waits = plan_next(spec, (20, 20), labels, set(labels), state, missing_classes=["none"])
+    assert waits.train_first and not waits.queries  # two classes: a model comes first
+    probabilities = np.full((20, 20, 3), [0.9, 0.05, 0.05], np.float32)
+    probabilities[5:8, 5:8] = [0.5, 0.45, 0.05]  # the model is unsure here only
+    plan = plan_next(
+        spec, (20, 20), labels, set(labels), state,
+        probabilities=probabilities, model_current=True, missing_classes=["none"],
+    )  # fmt: skip
+    sources = [q[2] for q in plan.queries]
+    assert sources.count("random") == 5 and sources.count("uncertainty") == 5
+    assert sources[:2] != ["random", "random"]  # interleaved, not one block then the other
+    assert all(5 <= q[0] < 8 and 5 <= q[1] < 8 for q in plan.queries if q[2] == "uncertainty")
+    assert len({q[:2] for q in plan.queries}) == 10
+    assert "none has no label yet: 5 random positions to look for one" in plan.message
+    full = plan_next(
+        spec, (20, 20), labels, set(labels), state, probabilities=probabilities,
+        model_current=True,
+    )  # fmt: skip
+    assert {q[2] for q in full.queries} == {"uncertainty"}
+
+
 def test_unknown_strategy():
     with pytest.raises(GhostError, match="strategy must be one of"):  # refused where it enters
         plan_next(SamplingSpec(strategy="magic"), (10, 10), {}, set(), ScheduleState())

@@ -45,6 +45,7 @@ class StatusInfo:
     model_round: int | None = None
     model_id: int | None = None
     model_stale: bool = False
+    model_absent: list[str] = field(default_factory=list)  # classes it had no label of
     candidates: int = 0
     holdout_accuracy: float | None = None
     holdout_ci: tuple[float, float] | None = None
@@ -116,6 +117,14 @@ def status_renderable(info: StatusInfo) -> Group:
     parts.append(figures)
     if info.model_stale:
         parts.append(Text("the model was trained on labels since undone or changed", style="dim"))
+    if info.model_absent:
+        parts.append(
+            Text(
+                f"trained without a label of {', '.join(info.model_absent)}: "
+                "label one when you see it",
+                style="yellow",
+            )
+        )
     if info.model_id is None:
         parts.append(Text("one trains when this round ends", style="dim"))
     if info.candidates:
