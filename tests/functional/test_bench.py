@@ -55,9 +55,7 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(run_cli, sim_file,
     assert Image.open(plot).size[0] > 300
 
 
-def test_a_run_that_never_meets_a_class_trains_without_it_and_says_so(
-    run_cli, sim_file, tmp_path
-):
+def test_a_run_that_never_meets_a_class_trains_without_it_and_says_so(run_cli, sim_file, tmp_path):
     """A class at one position only: random labels within a small budget never meet it; the
     model trains on the other two classes, and the run says which it lacks."""
     truth = np.zeros((24, 16), np.int64)

@@ -48,3 +48,15 @@ def test_class_swatches_use_colours_readable_on_a_dark_background():
     html = console.export_text(styles=True)
     assert "38;2;0;0;255m" not in html  # pure blue would vanish
     assert "38;2;107;107;255m" in html
+
+
+def test_a_model_trained_without_a_class_says_so():
+    from dataclasses import replace
+
+    console = Console(width=36, color_system=None, record=True)
+    console.print(status_renderable(replace(INFO, model_absent=["none"])))
+    text = " ".join(console.export_text().split())
+    assert "trained without a label of none: label one when you see it" in text
+    console = Console(width=36, color_system=None, record=True)
+    console.print(status_renderable(INFO))
+    assert "trained without" not in console.export_text()
