@@ -155,6 +155,11 @@ def walls_first(points: list[Position], labels: dict[Position, int], radius: int
     return near + far
 
 
+def _have(names: list[str]) -> str:
+    """``"none has"``, ``"vertical, none have"``."""
+    return f"{', '.join(names)} {'have' if len(names) > 1 else 'has'}"
+
+
 def plan_next(
     spec: SamplingSpec,
     scan_shape: tuple[int, int],
@@ -267,9 +272,7 @@ def plan_next(
         return queue(
             points,
             "random",
-            f"no model yet: {', '.join(missing_classes)} "
-            f"{'have' if len(missing_classes) > 1 else 'has'} no label; "
-            f"{len(points)} random positions",
+            f"no model yet: {_have(missing_classes)} no label; {len(points)} random positions",
         )
     if probabilities is None or not model_current:
         return Plan(
@@ -295,8 +298,8 @@ def plan_next(
     )
     if searching:
         message = (
-            f"{', '.join(missing_classes)} {'have' if len(missing_classes) > 1 else 'has'} "
-            f"no label yet: {len(searching)} random positions to look for one; {message}"
+            f"{_have(missing_classes)} no label yet: {len(searching)} random positions to "
+            f"look for one; {message}"
         )
     return Plan(
         interleave(

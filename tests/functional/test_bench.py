@@ -55,18 +55,25 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(run_cli, sim_file,
     assert Image.open(plot).size[0] > 300
 
 
-def test_a_run_that_never_meets_a_class_trains_without_it_and_says_so(run_cli, sim_file, tmp_path):
-    """A class at one position only: random labels within a small budget never meet it; the
-    model trains on the other two classes, and the run says which it lacks."""
-    truth = np.zeros((24, 16), np.int64)
-    truth[:, 8:] = 1
-    truth[13, 7] = 2  # the only "none"
+def bench_random_12(run_cli, sim_file, tmp_path, truth: np.ndarray):
+    """``bench`` with 12 random logreg labels, seeds 0 and 1, against ``truth``: (result,
+    the JSON path, the plot path)."""
     truth_file, out, plot = tmp_path / "truth.npy", tmp_path / "bench.json", tmp_path / "b.png"
     np.save(truth_file, truth)
     result = run_cli(
         "bench", sim_file, "--truth", truth_file, "--strategy", "random", "--budget", "12",
         "--seed", "0,1", "--learner", "logreg", "--size", "32", "--json", out, "--plot", plot,
     )  # fmt: skip
+    return result, out, plot
+
+
+def test_a_run_that_never_meets_a_class_trains_without_it_and_says_so(run_cli, sim_file, tmp_path):
+    """A class at one position only: random labels within a small budget never meet it; the
+    model trains on the other two classes, and the run says which it lacks."""
+    truth = np.zeros((24, 16), np.int64)
+    truth[:, 8:] = 1
+    truth[13, 7] = 2  # the only "none"
+    result, out, _ = bench_random_12(run_cli, sim_file, tmp_path, truth)
     assert result.code == 0, result.err
     assert result.err.count("without a label of none") == 2, result.err
     runs = json.loads(out.read_text())["runs"]
@@ -82,12 +89,7 @@ def test_a_run_that_meets_one_class_only_is_reported_and_the_bench_goes_on(
     third, so no model can train; the run says so, its accuracy is null, the others run."""
     truth = np.zeros((24, 16), np.int64)
     truth[13, 7], truth[3, 2] = 1, 2  # the only "vertical" and "none"
-    truth_file, out, plot = tmp_path / "truth.npy", tmp_path / "bench.json", tmp_path / "b.png"
-    np.save(truth_file, truth)
-    result = run_cli(
-        "bench", sim_file, "--truth", truth_file, "--strategy", "random", "--budget", "12",
-        "--seed", "0,1", "--learner", "logreg", "--size", "32", "--json", out, "--plot", plot,
-    )  # fmt: skip
+    result, out, plot = bench_random_12(run_cli, sim_file, tmp_path, truth)
     assert result.code == 0, result.err
     assert result.err.count("no model within the budget") == 2, result.err
     assert "vertical, none have no label" in result.err
