@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -51,6 +50,7 @@ from ghosttui.simulate.layouts import (
     variant_layout,
 )
 from ghosttui.simulate.library import Library, LibrarySpec, PhaseData
+from ghosttui.simulate.limits import check_scan_memory
 from ghosttui.simulate.structures import (
     IDENTITY,
     MIRROR_X,
@@ -196,17 +196,10 @@ def check_output(out: Path, settings: MultisliceSettings) -> None:
         raise GhostError("simulate writes HDF5; give an output name ending in .h5", out)
     if not out.parent.exists():
         raise GhostError("output folder does not exist", out.parent)
-    n_rx, n_ry = settings.scan
     s = SUPERSAMPLE
-    layout_bytes = n_rx * n_ry * s * s * (1 + 8 * 3)  # variants, a float64 field, smoothing
-    map_bytes = n_rx * n_ry * 4 * 16
-    memory = layout_bytes + map_bytes + 512 * 2**20
-    available = _available_memory()
-    if available is not None and memory > available:
-        raise GhostError(
-            f"--scan {n_rx}x{n_ry} needs about {memory / 2**30:.1f} GiB of memory to lay out "
-            f"(available: {available / 2**30:.1f} GiB); simulate a smaller scan"
-        )
+    # per position: the supersampled variants, a float64 field and its smoothing; the maps
+    check_scan_memory(settings.scan, s * s * (1 + 8 * 3) + 4 * 16)
+    n_rx, n_ry = settings.scan
     data_bytes = n_rx * n_ry * settings.size**2 * 2
     free = shutil.disk_usage(out.parent).free
     if data_bytes > free:
@@ -214,19 +207,6 @@ def check_output(out: Path, settings: MultisliceSettings) -> None:
             f"the scan needs {data_bytes / 2**30:.1f} GiB on disk, {free / 2**30:.1f} GiB is free",
             out.parent,
         )
-
-
-def _available_memory() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 # -- the scan's maps ----------------------------------------------------------------------

@@ -44,8 +44,11 @@ from ghosttui.simulate.layouts import (
     layout,
     smooth_fields,
 )
+from ghosttui.simulate.limits import check_scan_memory
 
 FORMAT_VERSION = 1
+# the renderer's maps (layout, smooth fields, origins, tilt): 145 bytes measured at their peak
+MAP_BYTES_PER_POSITION = 256
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ def simulate(
         raise GhostError("simulate writes HDF5; give an output name ending in .h5", out)
     if not out.parent.exists():
         raise GhostError("output folder does not exist", out.parent)
+    check_scan_memory(settings.scan, MAP_BYTES_PER_POSITION)
     renderer = _Renderer(settings)
     n_rx, n_ry = settings.scan
     q = settings.size

@@ -399,6 +399,7 @@ def test_cli_multislice_end_to_end(use_tiny_cache, tmp_path, run_cli, monkeypatc
         (["--dose", "0"], "--dose (electrons per pattern) must be greater than 0"),
         (["--dose", "nan"], "must be a finite number (got nan)"),
         (["--physics", "multislice", "--scan", "200000x100000"], "memory"),
+        (["--scan", "200000x100000"], "GiB of memory to lay out"),
         (["--physics", "multislice", "--geometry", "spiral"], "unknown --geometry 'spiral'"),
     ],
 )
