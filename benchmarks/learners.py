@@ -8,11 +8,14 @@ each learner, strategy, budget and seed, written to
 3x3 means, on inputs blurred by 1 pixel), or the linear learner with other inputs:
 ``logreg-k1`` (``--train-average 1 --input-blur 0``: the plain baseline, every label its
 own pattern), ``logreg-means`` (``--mean-share 1 --input-blur 0``: the 3x3 means alone,
-the default two rounds ago) or ``logreg-unblurred`` (``--input-blur 0``: the blend on
-unblurred inputs, the previous default). The ceiling: whole-map accuracy of logistic
+the default two rounds ago), ``logreg-unblurred`` (``--input-blur 0``: the blend on
+unblurred inputs, an earlier default; these three on the inputs as they are), or the
+default learner with its inputs set: ``logreg-asis`` (``--input-symmetry none``, the
+default), ``logreg-mirror`` (``--input-symmetry mirror``) and ``logreg-auto``
+(``--input-symmetry auto``). The ceiling: whole-map accuracy of logistic
 regression with every pattern labelled, 5-fold cross-validated (each pattern predicted
 by a model that saw neither it nor its fold), for single patterns, 3x3 means, the
-blend and the blurred blend, in ``learners_<scan>_ceiling.json``.
+blend, the blurred blend and the blurred blend on mirror-symmetric inputs, in ``learners_<scan>_ceiling.json``.
 
 Multislice scans are made once with ``ghosttui simulate --physics multislice``
 (the library build takes 10-20 min on 2 cores, then it is cached; see
@@ -67,14 +70,19 @@ def neighbourhood_sums(values: np.ndarray, weight: np.ndarray, k: int) -> tuple:
 
 
 def ceiling(
-    path: Path, train_average: int, mean_share: float = 1.0, blur: float = 0.0, folds: int = 5
+    path: Path,
+    train_average: int,
+    mean_share: float = 1.0,
+    blur: float = 0.0,
+    folds: int = 5,
+    symmetry: str = "none",
 ) -> dict:
     """Cross-validated whole-map accuracy of logistic regression with every pattern
     labelled. With ``train_average`` k > 1 each training pattern is the mean of its k x k
     block over the positions of its own class outside the held-out fold (as a session
     fits its labels: other classes and hidden positions left out), blended with the fit
     on the patterns themselves by ``mean_share`` (1: the means alone); ``blur``: the inputs'
-    Gaussian blur in input pixels."""
+    Gaussian blur in input pixels; ``symmetry``: "mirror" for mirror-symmetric inputs."""
     import h5py
 
     from ghosttui.data import LoadOptions
@@ -91,7 +99,8 @@ def ceiling(
     with h5py.File(path, "r") as f:
         truth = f["truth"][()].astype(np.int64).ravel()
     started = time.perf_counter()
-    z = PixelStandardiser(cache, blur=blur).apply(cache.read(0, cache.n_patterns))
+    standard = PixelStandardiser(cache, blur=blur, symmetry=symmetry)
+    z = standard.apply(cache.read(0, cache.n_patterns))
     fold_of = stratified_folds(truth, folds, seed=0)
     train_inputs = None
     if train_average > 1:
@@ -116,6 +125,7 @@ def ceiling(
         "train_average": train_average,
         "mean_share": mean_share if train_average > 1 else None,
         "input_blur": blur,
+        "input_symmetry": symmetry,
         "folds": folds,
         "patterns": int(truth.size),
         "accuracy": float(np.mean(predicted == truth)),
@@ -131,19 +141,25 @@ def main() -> None:
     parser.add_argument("--budgets", default="50,100")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--suffix", default="", help="appended to the JSON names, e.g. _stop23")
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
     for spec in args.scans.split(","):
         path, name = scan_path(spec), scan_name(spec)
         for learner in [each for each in args.learners.split(",") if each]:  # '': ceilings only
-            out = RESULTS / f"learners_{name}_{learner}.json"
+            out = RESULTS / f"learners_{name}_{learner}{args.suffix}.json"
             base, _, variant = learner.partition("-")
             inputs = {
                 "": [],
                 "k1": ["--train-average", "1", "--input-blur", "0"],
                 "means": ["--mean-share", "1", "--input-blur", "0"],
                 "unblurred": ["--input-blur", "0"],
+                "asis": ["--input-symmetry", "none"],
+                "mirror": ["--input-symmetry", "mirror"],
+                "auto": ["--input-symmetry", "auto"],
             }
+            if variant in ("k1", "means", "unblurred"):  # baselines and earlier defaults
+                inputs[variant] += ["--input-symmetry", "none"]
             command = [
                 GHOSTTUI, "bench", str(path), "--learner", base,
                 "--strategy", args.strategies, "--budget", args.budgets,
@@ -157,6 +173,7 @@ def main() -> None:
                 ceiling(path, 3, 1.0),
                 ceiling(path, 3, 0.5),
                 ceiling(path, 3, 0.5, blur=1.0),
+                ceiling(path, 3, 0.5, blur=1.0, symmetry="mirror"),
             ]
             print(f"{name} ceiling: {results}", flush=True)
             save(f"learners_{name}_ceiling", {"scan": str(path), "ceilings": results})

@@ -92,6 +92,15 @@ def bench(
             "pixels (0: not blurred; default: the session setting, 1).",
         ),
     ] = None,
+    input_symmetry: Annotated[
+        str | None,
+        typer.Option(
+            "--input-symmetry",
+            help="The linear learner's inputs: none (as they are), mirror (averaged with their "
+            "mirror images about the beam), auto (the one that cross-validates better on the "
+            "labels; default: the session setting, auto).",
+        ),
+    ] = None,
     label_noise: Annotated[
         float,
         typer.Option("--label-noise", help="Chance that the simulated labeller answers wrong."),
@@ -141,7 +150,12 @@ def bench(
     strategies = [check_strategy(s.strip()) for s in strategy.split(",") if s.strip()]
     if learner is not None:
         check_learner(learner)
-    linear = {"train_average": train_average, "mean_share": mean_share, "input_blur": input_blur}
+    linear = {
+        "train_average": train_average,
+        "mean_share": mean_share,
+        "input_blur": input_blur,
+        "input_symmetry": input_symmetry,
+    }
     ModelSpec(**{k: v for k, v in linear.items() if v is not None})  # refused now, not later
     budgets = _ints(budget, "--budget")
     seeds = [whole(s, "--seed", 0, 2**32 - 1) for s in _ints(seed, "--seed")]
@@ -195,6 +209,7 @@ def bench(
         train_average=train_average,
         mean_share=mean_share,
         input_blur=input_blur,
+        input_symmetry=input_symmetry,
         label_noise=label_noise,
         grid_step=grid_step,
         epochs=epochs,

@@ -286,7 +286,13 @@ def status(
         fitted_with = learner_text(
             {
                 key: summary[f"model_{key}"]
-                for key in ("learner", "train_average", "mean_share", "input_blur")
+                for key in (
+                    "learner",
+                    "train_average",
+                    "mean_share",
+                    "input_blur",
+                    "input_symmetry",
+                )
             }
         )
         console.print(

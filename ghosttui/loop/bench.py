@@ -57,6 +57,10 @@ class BenchRun:
     train_average: int = 1  # [model] train_average (the linear learner's neighbourhood)
     mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
     input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
+    input_symmetry: str = "none"  # [model] input_symmetry (the setting, not what auto took)
+    symmetry_taken: str | None = (
+        None  # the final model's inputs ("none" / "mirror"; no model: None)
+    )
     curve: list[tuple[int, float]] = field(default_factory=list)
     no_model: str | None = None  # why the budget ran out before any model (accuracy NaN)
     absent_classes: list[str] = field(default_factory=list)  # no label of these in the model
@@ -132,6 +136,7 @@ def run_once(
     train_average: int | None = None,
     mean_share: float | None = None,
     input_blur: float | None = None,
+    input_symmetry: str | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     round_size: int = 0,
@@ -146,6 +151,7 @@ def run_once(
         "train_average": train_average,
         "mean_share": mean_share,
         "input_blur": input_blur,
+        "input_symmetry": input_symmetry,
     }
     model = ModelSpec(seed=seed, **{k: v for k, v in chosen.items() if v is not None})
     name = f"bench-{strategy}-{budget}-{seed}"
@@ -197,8 +203,10 @@ def run_once(
         train_average = session.settings.model.train_average
         mean_share = session.settings.model.mean_share
         input_blur = session.settings.model.input_blur
+        input_symmetry = session.settings.model.input_symmetry
         current = session.store.current_model()
         absent = absent_classes(current.metrics) if current is not None else []
+        symmetry_taken = current.metrics.get("input_symmetry") if current is not None else None
         if current is not None and current.metrics.get("learner") not in (None, learner_name):
             learner_name = f"{learner_name}: {current.metrics['learner']}"  # what auto chose
     nan = float("nan")
@@ -231,6 +239,8 @@ def run_once(
         train_average=train_average,
         mean_share=mean_share,
         input_blur=input_blur,
+        input_symmetry=input_symmetry,
+        symmetry_taken=symmetry_taken,
         curve=curve,
         no_model=no_model,
         absent_classes=absent,
@@ -306,6 +316,7 @@ def run_bench(
     train_average: int | None = None,
     mean_share: float | None = None,
     input_blur: float | None = None,
+    input_symmetry: str | None = None,
     label_noise: float = 0.0,
     grid_step: int = 0,
     epochs: int | None = None,
@@ -331,6 +342,7 @@ def run_bench(
                         train_average=train_average,
                         mean_share=mean_share,
                         input_blur=input_blur,
+                        input_symmetry=input_symmetry,
                         label_noise=label_noise,
                         grid_step=grid_step,
                         epochs=epochs,

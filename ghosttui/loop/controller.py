@@ -465,6 +465,10 @@ def loop_summary(controller: LabellingController) -> dict[str, Any]:
         "model_train_average": model.metrics.get("train_average") if model is not None else None,
         "model_mean_share": model.metrics.get("mean_share") if model is not None else None,
         "model_input_blur": model.metrics.get("input_blur") if model is not None else None,
+        "model_input_symmetry": model.metrics.get("input_symmetry") if model is not None else None,
+        "model_symmetry_reason": model.metrics.get("symmetry_reason")
+        if model is not None
+        else None,
         "model_learner_reason": model.metrics.get("choice_reason") if model is not None else None,
         "model_absent_classes": absent_classes(model.metrics) if model is not None else [],
         "classes_without_labels": missing_classes(controller.session, controller.labels),

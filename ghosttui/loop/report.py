@@ -34,7 +34,8 @@ def holdout_text(metrics: dict[str, Any]) -> str:
 
 def learner_text(metrics: dict[str, Any]) -> str:
     """The learner a model was fitted with: ``"logreg, patterns + 3x3 means, blur 1 px"``
-    (the two fits blended, on blurred inputs), ``"logreg, 3x3 means"``, ``"logreg"``,
+    (the two fits blended, on blurred inputs; ``", mirror-symmetric"`` after it on inputs
+    averaged with their mirror images), ``"logreg, 3x3 means"``, ``"logreg"``,
     ``"cnn"``, ``""``."""
     learner = metrics.get("learner") or ""
     if learner != "logreg":
@@ -47,6 +48,8 @@ def learner_text(metrics: dict[str, Any]) -> str:
         parts.append(f"{k}x{k} means" if share >= 1 else f"patterns + {k}x{k} means")
     if blur > 0:
         parts.append(f"blur {blur:g} px")
+    if metrics.get("input_symmetry") == "mirror":
+        parts.append("mirror-symmetric")
     return ", ".join(parts)
 
 

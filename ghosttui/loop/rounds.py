@@ -64,6 +64,10 @@ class TrainingCancelled(Exception):
     """The job was asked to stop; nothing was recorded."""
 
 
+# labels drawn without regard to any model: what a choice between inputs is scored on
+REPRESENTATIVE_SOURCES = ("grid", "random")
+
+
 def training_labels(labels: dict[tuple[int, int], Label]) -> dict[tuple[int, int], Label]:
     return {pos: lab for pos, lab in labels.items() if lab.source != "holdout"}
 
@@ -134,7 +138,8 @@ def train_model(
     cache = session.cache(
         progress=lambda d, t: report(RoundUpdate("cache", d, t, "building cache"))
     )
-    positions, labels, _ = session.store.label_arrays(labels=snapshot)
+    positions, labels, sources = session.store.label_arrays(labels=snapshot)
+    representative = np.isin(sources, REPRESENTATIVE_SOURCES)
     digest = session.store.training_digest(snapshot)
 
     import torch
@@ -156,6 +161,7 @@ def train_model(
             cache=cache,
             positions=positions,
             hidden=holdout_positions(session, snapshot),
+            representative=representative,
             device=device,
             seed=spec.seed if job.seed is None else job.seed,
             epochs=job.epochs,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ghosttui.patterns.symmetry import model_input_centre
 from ghosttui.render.views import beam_centres, centre_on, descan_design, fit_descan
 
 MEAN_INPUTS = 4096  # model inputs averaged for the scan mean (evenly spread when more)
@@ -149,11 +150,8 @@ class ModelInputs(PatternSource):
 
     def __init__(self, cache: Any) -> None:
         size = cache.size
-        qx, qy = cache.detector_shape
-        cy, cx = cache.beam_centre
-        # pixel centres: detector pixel i spans [i, i + 1), pooled pixel j spans [j, j + 1) * Q / S
-        centre = ((cy + 0.5) * size / qx - 0.5, (cx + 0.5) * size / qy - 0.5)
-        super().__init__((size, size), cache.scan_shape, centre, cache.beam_radius * size / qx)
+        radius = cache.beam_radius * size / cache.detector_shape[0]
+        super().__init__((size, size), cache.scan_shape, model_input_centre(cache), radius)
         self.cache = cache
         self.label = f"model input {size}x{size}"
 

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ghosttui.patterns.symmetry import SYMMETRIES, grid_centre, partner_index
 from ghosttui.render.cet_d7 import diverging_lut
 
 # name -> what the pane shows (the same names in the app and in ``ghosttui show --view``)
@@ -45,7 +46,7 @@ VIEW_HELP: dict[str, str] = {
     "mirror-lr": "the pattern minus its left-right mirror about the direct beam",
     "mirror-ud": "the pattern minus its up-down mirror about the direct beam",
 }
-SYMMETRY_VIEWS = ("inversion", "transpose", "mirror-lr", "mirror-ud")
+SYMMETRY_VIEWS = SYMMETRIES
 REFERENCE_VIEWS = ("mean", "local")
 AVERAGES = (1, 3, 5)
 CENTRINGS = ("descan", "pattern", "scan")
@@ -54,42 +55,11 @@ DIVERGING_LUT = diverging_lut()
 
 
 # -- geometry ------------------------------------------------------------------------------
-def grid_centre(centre: tuple[float, float]) -> tuple[float, float]:
-    """The point next to ``centre`` about which every symmetry maps pixel centres onto pixel
-    centres: both coordinates on the half-pixel grid, and differing by a whole number."""
-    cy = round(2 * float(centre[0])) / 2
-    cx = cy + round(float(centre[1]) - cy)
-    return cy, cx
-
-
-@lru_cache(maxsize=64)
-def _partner_index(
-    shape: tuple[int, int], view: str, centre: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    h, w = shape
-    cy, cx = centre
-    rows = np.arange(h)[:, None] + np.zeros((1, w), int)
-    cols = np.arange(w)[None, :] + np.zeros((h, 1), int)
-    if view == "inversion":
-        src_r, src_c = 2 * cy - rows, 2 * cx - cols
-    elif view == "mirror-lr":
-        src_r, src_c = rows, 2 * cx - cols
-    elif view == "mirror-ud":
-        src_r, src_c = 2 * cy - rows, cols
-    elif view == "transpose":
-        src_r, src_c = cy + (cols - cx), cx + (rows - cy)
-    else:
-        raise ValueError(f"not a symmetry view: {view!r}")
-    src_r, src_c = np.rint(src_r).astype(int), np.rint(src_c).astype(int)
-    valid = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
-    return np.clip(src_r, 0, h - 1), np.clip(src_c, 0, w - 1), valid
-
-
 def partner(image: np.ndarray, view: str, centre: tuple[float, float]) -> np.ndarray:
     """``image`` rotated 180°, transposed or mirrored about ``centre`` (a :func:`grid_centre`);
     NaN where the partner pixel falls off the image."""
     centre = grid_centre(centre)
-    rows, cols, valid = _partner_index(image.shape[-2:], view, centre)
+    rows, cols, valid = partner_index(image.shape[-2:], view, centre)
     out = image[..., rows, cols].astype(np.float32)
     out[..., ~valid] = np.nan
     return out

@@ -33,6 +33,8 @@ SOURCES = ("grid", "boundary", "uncertainty", "random", "manual", "holdout", "im
 ARCHITECTURES = ("ghostnet", "paper")
 # LEARNERS: the names ghosttui.model.learners.fit_learner knows
 LEARNERS = ("auto", "cnn", "logreg")
+# INPUT_SYMMETRIES: the linear learner's inputs (ghosttui.model.learners.PixelStandardiser)
+INPUT_SYMMETRIES = ("auto", "none", "mirror")
 STRATEGIES = ("hybrid", "grid-boundary", "random", "uncertainty")
 
 
@@ -72,6 +74,12 @@ class ModelSpec:
     # ... on inputs blurred by a Gaussian of this many input pixels (0: not blurred), folded
     # into the one linear layer it fits. See docs/learners.md.
     input_blur: float = 1.0
+    # ... on the inputs as they are ("none"), or on their mean with their mirror images about
+    # the direct beam ("mirror": left-right, up-down and 180 degrees, which keep a polar axis
+    # along the detector's rows or columns; for interleaved domains, stripes); "auto": the one
+    # that cross-validates better on the session's grid and random labels (a tie takes
+    # "mirror"; measured noisy at 50 labels). See docs/learners.md.
+    input_symmetry: str = "none"
 
     # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
     RETIRED = ("keep", "patience", "warm_start")
@@ -93,6 +101,7 @@ class ModelSpec:
             )
         self.mean_share = real(self.mean_share, "[model] mean_share", 0.0, 1.0)
         self.input_blur = real(self.input_blur, "[model] input_blur", 0.0, 8.0)
+        choice(self.input_symmetry, "[model] input_symmetry", INPUT_SYMMETRIES)
         if not isinstance(self.device, str) or not self.device:
             raise GhostError(
                 f"[model] device must be a name such as auto, cpu or cuda (got {self.device!r})"

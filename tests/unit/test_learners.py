@@ -112,9 +112,18 @@ def test_the_cnn_is_taken_only_when_it_beats_logreg_significantly():
 class ArrayCache:
     """The part of PatternCache a learner reads: the scan's model inputs."""
 
-    def __init__(self, patterns: np.ndarray, scan_shape: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        patterns: np.ndarray,
+        scan_shape: tuple[int, int],
+        beam_centre: tuple[float, float] | None = None,
+    ) -> None:
         self.patterns, self.scan_shape = patterns, scan_shape
         self.n_patterns = len(patterns)
+        self.size = patterns.shape[-1]  # model inputs as large as the detector
+        self.detector_shape = patterns.shape[-2:]
+        middle = (self.size - 1) / 2
+        self.beam_centre = beam_centre or (middle, middle)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         return self.patterns[start:stop]
@@ -211,7 +220,9 @@ def test_the_cnn_can_win_only_against_five_or_more_logreg_errors():
 
 @pytest.mark.slow
 def test_auto_takes_the_cnn_where_it_cross_validates_better():
-    """A small bright disk anywhere on the pattern: the CNN finds it, pixels do not."""
+    """A small bright disk anywhere on the pattern: the CNN finds it, pixels do not (on
+    the inputs as they are: mirror-symmetric ones pool each pixel with its mirror images,
+    and logistic regression on them is right on 60 of 60 here)."""
     rng = np.random.default_rng(1)
     n = 300
     labels = rng.integers(0, 2, n)
@@ -221,7 +232,7 @@ def test_auto_takes_the_cnn_where_it_cross_validates_better():
         scan[i, y - 1 : y + 2, x - 1 : x + 2] += 3.0
     chosen = np.arange(0, n, 5)
     fitted = fit_learner(
-        ModelSpec(learner="auto", epochs=10, width=8, train_average=1),
+        ModelSpec(learner="auto", epochs=10, width=8, train_average=1, input_symmetry="none"),
         ["a", "b"],
         scan[chosen],
         labels[chosen],
@@ -239,7 +250,9 @@ def domain_scan(
     rng: np.random.Generator, shape: tuple[int, int] = (24, 24), noise: float = 0.6
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two contiguous domains (left / right of a wall) told apart by which of two fixed
-    pixels is brighter, buried in pixel noise larger than the signal."""
+    pixels is brighter, buried in pixel noise larger than the signal. The two pixels are
+    each other's image under inversion about the beam (the middle, 5.5, 5.5): only weights
+    that are not mirror-symmetric read this signal."""
     n = shape[0] * shape[1]
     truth = (np.arange(n) % shape[1] >= shape[1] // 2).astype(np.int64)
     patterns = 1 + noise * rng.standard_normal((n, 12, 12))
@@ -291,7 +304,14 @@ def test_fitting_on_neighbourhood_means_beats_single_patterns_on_a_noisy_domain_
     accuracy = {}
     for size in (1, 3):
         fitted = fit_learner(
-            ModelSpec(learner=learner, epochs=2, width=4, train_average=size, mean_share=1.0),
+            ModelSpec(
+                learner=learner,
+                epochs=2,
+                width=4,
+                train_average=size,
+                mean_share=1.0,
+                input_symmetry="none",
+            ),
             ["left", "right"],
             scan[chosen],
             truth[chosen],
@@ -316,8 +336,10 @@ def test_train_average_must_be_odd():
 
 
 def fit_linear(scan, truth, chosen, positions, cache, **settings):
+    """The linear learner on a :func:`domain_scan` (its signal is antisymmetric: the inputs
+    as they are unless ``settings`` say otherwise)."""
     return fit_learner(
-        ModelSpec(learner="logreg", **settings),
+        ModelSpec(learner="logreg", **{"input_symmetry": "none", **settings}),
         ["left", "right"],
         scan[chosen],
         truth[chosen],
@@ -364,7 +386,7 @@ def test_the_blend_cross_validates_the_procedure_it_fits():
     cv = {}
     for share in (0.0, 0.5, 1.0):
         fitted = fit_learner(
-            ModelSpec(learner="logreg", train_average=3, mean_share=share),
+            ModelSpec(learner="logreg", train_average=3, mean_share=share, input_symmetry="none"),
             ["left", "right"],
             scan[chosen],
             truth[chosen],
@@ -425,3 +447,113 @@ def test_input_blur_must_be_a_number_from_0_to_8(blur):
 
     with pytest.raises(GhostError, match=r"\[model\] input_blur"):
         ModelSpec(input_blur=blur)
+
+
+# -- mirror-symmetric inputs ([model] input_symmetry) -------------------------------------
+def test_mirror_symmetric_inputs_fold_into_one_linear_layer_on_the_raw_inputs():
+    """Blur and symmetriser are both symmetric matrices: weights fitted on the standardised
+    transformed inputs give the same logits, folded, on the inputs themselves, with the
+    beam off the middle (partners fall off the image) too."""
+    rng = np.random.default_rng(4)
+    scan = rng.gamma(2.0, 1.0, (60, 12, 12)).astype(np.float32)
+    cache = ArrayCache(scan, (6, 10), beam_centre=(4.6, 6.2))
+    standard = PixelStandardiser(cache, blur=1.5, symmetry="mirror")
+    assert standard.folded and standard.centre == (4.5, 6.5)
+    weight = rng.standard_normal((3, 144)).astype(np.float32)
+    bias = rng.standard_normal(3).astype(np.float32)
+    raw_weight, raw_bias = standard.fold(weight, bias)
+    expected = standard.apply(scan) @ weight.T + bias
+    np.testing.assert_allclose(scan.reshape(60, -1) @ raw_weight.T + raw_bias, expected, atol=2e-3)
+
+
+def axis_scan(rng: np.random.Generator, n: int = 400, tilt: float = 0.6):
+    """Two classes told apart by the axis of a feature (bright pixels at the four mirror
+    images of (2, 3), or of (3, 2): horizontal against vertical), under a random tilt that
+    brightens one side of each pattern far more than the feature does: the class is
+    mirror-symmetric, the nuisance is not."""
+    labels = rng.integers(0, 2, n)
+    cols = (np.arange(12) - 5.5) / 5.5
+    slope = rng.uniform(-tilt, tilt, n)[:, None, None]
+    patterns = 1 + slope * cols[None, None, :] + 0.05 * rng.standard_normal((n, 12, 12))
+    for r, c in ((2, 3), (2, 8), (9, 3), (9, 8)):
+        patterns[labels == 0, r, c] += 0.15
+        patterns[labels == 1, c, r] += 0.15
+    return patterns.astype(np.float32), labels
+
+
+def fit_axis(scan, labels, chosen, symmetry):
+    return fit_learner(
+        ModelSpec(learner="logreg", train_average=1, input_blur=0.0, input_symmetry=symmetry),
+        ["horizontal", "vertical"],
+        scan[chosen],
+        labels[chosen],
+        cache=ArrayCache(scan, (20, 20)),
+        positions=np.stack(np.divmod(chosen, 20), 1),
+        device=torch.device("cpu"),
+        seed=0,
+    )
+
+
+def test_auto_takes_mirror_symmetric_inputs_where_the_class_is_symmetric_and_says_why():
+    rng = np.random.default_rng(2)
+    scan, labels = axis_scan(rng)
+    chosen = np.sort(rng.choice(len(labels), 24, replace=False))
+    fitted = {s: fit_axis(scan, labels, chosen, s) for s in ("auto", "none", "mirror")}
+    auto = fitted["auto"].metrics
+    assert auto["input_symmetry"] == "mirror", auto["symmetry_reason"]
+    assert auto["symmetry_reason"].startswith("mirror-symmetric inputs (cross-validated on 24")
+    assert auto["cv_by_symmetry"]["mirror"] > auto["cv_by_symmetry"]["none"]
+    accuracy = {s: np.mean(logits(f.network, scan).argmax(1) == labels) for s, f in fitted.items()}
+    assert accuracy["auto"] == accuracy["mirror"] > accuracy["none"] + 0.1, accuracy
+    assert fitted["none"].metrics["input_symmetry"] == "none"
+    assert "symmetry_reason" not in fitted["none"].metrics  # set, not chosen
+
+
+def test_auto_keeps_the_inputs_as_they_are_where_the_class_is_a_friedel_asymmetry():
+    """The domain scan's classes differ by which of two inversion partners is brighter:
+    symmetrised, nothing of the class is left, and cross-validation says so."""
+    scan, truth, cache, chosen, positions = labelled_domain_scan(5, (20, 20), 60, noise=0.1)
+    fitted = fit_learner(
+        ModelSpec(learner="auto", train_average=1, input_blur=0.0, input_symmetry="auto"),
+        ["left", "right"],
+        scan[chosen],
+        truth[chosen],
+        cache=cache,
+        positions=positions,
+        device=torch.device("cpu"),
+        seed=0,
+    )
+    assert fitted.learner == "logreg"
+    assert fitted.metrics["input_symmetry"] == "none", fitted.metrics["symmetry_reason"]
+    assert fitted.metrics["cv_by_symmetry"]["mirror"] < 0.75 < fitted.metrics["cv_accuracy"], (
+        fitted.metrics["cv_by_symmetry"]
+    )
+
+
+@pytest.mark.parametrize("symmetry", ["mirrors", "", None, 1])
+def test_input_symmetry_must_be_a_known_name(symmetry):
+    from ghosttui.errors import GhostError
+
+    with pytest.raises(GhostError, match=r"\[model\] input_symmetry must be one of auto, none"):
+        ModelSpec(input_symmetry=symmetry)
+
+
+def test_the_symmetry_choice_is_scored_on_the_labels_drawn_without_a_model():
+    """Labels a loop chose near walls and doubtful patterns do not decide the inputs when
+    there are enough grid and random labels; with too few, every label counts."""
+    from ghosttui.model.learners import MIN_REPRESENTATIVE, choose_symmetry
+
+    n = 2 * MIN_REPRESENTATIVE
+    labels = np.zeros(n, np.int64)
+    representative = np.arange(n) < MIN_REPRESENTATIVE  # the first half: grid and random
+    none = labels.copy()
+    none[MIN_REPRESENTATIVE:] = 1  # wrong on every adaptive label, right on the grid
+    mirror = labels.copy()
+    mirror[0] = 1  # wrong on one grid label only
+    predicted = {"none": none, "mirror": mirror}
+    choice = choose_symmetry(labels, predicted, representative)
+    assert choice.symmetry == "none"
+    assert f"cross-validated on {MIN_REPRESENTATIVE} grid and random labels" in choice.reason
+    assert choose_symmetry(labels, predicted).symmetry == "mirror"  # every label: 19 vs 10
+    too_few = representative & (np.arange(n) < MIN_REPRESENTATIVE - 1)
+    assert choose_symmetry(labels, predicted, too_few).symmetry == "mirror"
