@@ -341,6 +341,10 @@ def test_the_learner_is_named_with_its_neighbourhood():
     assert learner_text({"learner": "cnn", "train_average": None}) == "cnn"  # status --json
     assert learner_text({"learner": "cnn"}) == "cnn"
     assert learner_text({**blend, "input_blur": 1.0}) == "logreg, patterns + 3x3 means, blur 1 px"
+    assert learner_text({**blend, "input_blur": 1.0, "input_symmetry": "mirror"}) == (
+        "logreg, patterns + 3x3 means, blur 1 px, mirror-symmetric"
+    )
+    assert learner_text({**blend, "input_symmetry": "none"}) == "logreg, patterns + 3x3 means"
     assert learner_text({"learner": "logreg", "train_average": 1, "input_blur": 0.5}) == (
         "logreg, blur 0.5 px"
     )
