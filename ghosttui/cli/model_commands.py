@@ -118,6 +118,8 @@ def train_command(
             )
         if "choice_reason" in m:
             lines.append(f"learner auto took {m['learner']}: {m['choice_reason']}")
+        if "symmetry_reason" in m:
+            lines.append(f"input symmetry auto took {m['symmetry_reason']}")
         estimate = loop.estimate()
         holdout = estimate.holdout
         lines.append(
