@@ -98,7 +98,7 @@ def bench(
             "--input-symmetry",
             help="The linear learner's inputs: none (as they are), mirror (averaged with their "
             "mirror images about the beam), auto (the one that cross-validates better on the "
-            "labels; default: the session setting, auto).",
+            "grid and random labels; default: the session setting, none).",
         ),
     ] = None,
     label_noise: Annotated[

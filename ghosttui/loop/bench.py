@@ -58,9 +58,8 @@ class BenchRun:
     mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
     input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
     input_symmetry: str = "none"  # [model] input_symmetry (the setting, not what auto took)
-    symmetry_taken: str | None = (
-        None  # the final model's inputs ("none" / "mirror"; no model: None)
-    )
+    # the final model's inputs ("none" / "mirror"; no model: None)
+    symmetry_taken: str | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)
     no_model: str | None = None  # why the budget ran out before any model (accuracy NaN)
     absent_classes: list[str] = field(default_factory=list)  # no label of these in the model

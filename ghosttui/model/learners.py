@@ -306,11 +306,12 @@ class PixelStandardiser:
         ``(G M (w / s)) . x - (w / s) . m`` for the symmetric blur G and symmetriser M."""
         from ghosttui.patterns.symmetry import symmetrise
 
-        scaled = (weight / self.std).reshape(len(weight), *self.shape)
+        scaled = weight / self.std
+        images = scaled.reshape(len(scaled), *self.shape)
         if self.centre is not None:
-            scaled = symmetrise(scaled, self.centre)
-        raw = blur_patterns(scaled, self.blur)
-        offset = bias - (weight / self.std) @ self.mean
+            images = symmetrise(images, self.centre)
+        raw = blur_patterns(images, self.blur)
+        offset = bias - scaled @ self.mean
         return raw.reshape(len(raw), -1), offset.astype(np.float32)
 
 
@@ -525,9 +526,9 @@ def choose_symmetry(
     mapped 86.6% against 92%).
 
     Measured (docs/learners.md): mirror-symmetric inputs lift PbTiO3 stripes at 1e4 e/pattern
-    from 94% to 98% at 50 labels, and on BaTiO3 walls they lose 8 points, where the walls'
-    halves differ in tilt and the asymmetric weights read it; cross-validation on the loop's
-    own labels told the two apart there.
+    from 94% to 98% at 50 labels, and on BaTiO3 walls they lose 7-9 points; this choice took
+    the wrong one on 1 of 3 BaTiO3 wall 1e4 seeds (15 grid labels, decided by one), which is
+    why it is not the default.
     """
     scored = np.ones(len(labels), bool)
     which = "labels"
