@@ -97,8 +97,8 @@ def bench(
         typer.Option(
             "--input-symmetry",
             help="The linear learner's inputs: none (as they are), mirror (averaged with their "
-            "mirror images about the beam), auto (the one that cross-validates better on the "
-            "grid and random labels; default: the session setting, none).",
+            "mirror images about the beam), auto (each round the one whose fit is surer over "
+            "the scan; default: the session setting, auto).",
         ),
     ] = None,
     label_noise: Annotated[

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -502,49 +502,112 @@ class SymmetryChoice:
     symmetry: str
     reason: str
     cv: dict[str, dict[str, Any]]
+    confidence: dict[str, float] = field(default_factory=dict)
+    weights: tuple[np.ndarray, np.ndarray] | None = None  # the chosen inputs' fit on every label
 
 
-MIN_REPRESENTATIVE = 10  # fewer grid and random labels than this: the choice scores all labels
+MIN_REPRESENTATIVE = 10  # fewer grid and random labels than this: the cross-validation scores all
+MAP_WINDOW = 16384  # positions: the block of the scan on which the two fits are compared
+
+
+def linear_fit(
+    patterns: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    standard: PixelStandardiser,
+    averaged: AveragedInputs | None,
+    mean_share: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The linear learner fitted to every label: weights (C, S*S) and biases (C,) on the
+    standardised transformed inputs (the blend of the patterns and their neighbourhood means)."""
+    z = standard.apply(patterns)
+    means = None
+    if averaged is not None and mean_share > 0:
+        means = standard.apply(averaged.means(np.arange(len(labels))))
+    return blended_weights(blend_inputs(z, means, mean_share), labels, n_classes)
+
+
+def map_window(cache: Any) -> tuple[slice, slice]:
+    """The block of the scan, ``MAP_WINDOW`` positions at most (whole rows, from the middle),
+    on which fits are compared."""
+    rx, ry = cache.scan_shape
+    cols = min(ry, MAP_WINDOW)
+    rows = min(rx, max(1, MAP_WINDOW // cols))
+    top, left = (rx - rows) // 2, (ry - cols) // 2
+    return slice(top, top + rows), slice(left, left + cols)
+
+
+def window_confidence(
+    cache: Any,
+    window: tuple[slice, slice],
+    fits: dict[str, tuple[np.ndarray, np.ndarray]],
+    batch_rows: int = 32,
+) -> dict[str, float]:
+    """The mean over ``window`` of each of ``fits``' top class probability (weights and
+    biases on the raw inputs, folded), the window read once, a few rows at a time."""
+    rows, cols = window
+    totals = dict.fromkeys(fits, 0.0)
+    n = 0
+    for top in range(rows.start, rows.stop, batch_rows):
+        block = cache.window(slice(top, min(top + batch_rows, rows.stop)), cols)
+        x = block.reshape(len(block), -1).astype(np.float32)
+        n += len(x)
+        for name, (weight, bias) in fits.items():
+            logits = x @ np.asarray(weight, np.float32).T + np.asarray(bias, np.float32)
+            logits -= logits.max(1, keepdims=True)
+            top_p = 1.0 / np.exp(logits).sum(1)  # the largest logit is 0 after the shift
+            totals[name] += float(top_p.sum())
+    return {name: total / max(n, 1) for name, total in totals.items()}
 
 
 def choose_symmetry(
     labels: np.ndarray,
     predicted: dict[str, np.ndarray],
+    confidence: dict[str, float],
     representative: np.ndarray | None = None,
 ) -> SymmetryChoice:
-    """``[model] input_symmetry = "auto"``: the inputs whose linear fit cross-validates better,
-    from predictions of both on the same folds (``predicted``: "none" and "mirror" -> each
-    label's class); a tie takes the mirror-symmetric ones, the physics' own prior (the
-    classes keep their axis under these mirrors), which a few dozen labels often cannot
-    tell apart from the inputs as they are by a single label.
+    """``[model] input_symmetry = "auto"``: which inputs the linear learner fits, from each
+    one's fit to every label, applied to the scan (``confidence``: "none" and "mirror" ->
+    the mean top class probability over a block of the scan), and from their predictions
+    on the same cross-validation folds (``predicted``: each label's class).
 
-    Scored on the ``representative`` labels only (drawn without regard to any model: the
-    coarse grid, random queries) when there are at least ``MIN_REPRESENTATIVE``: an
-    adaptive loop's other labels crowd round walls and doubtful patterns, and what wins
-    there is not what wins over the map (measured: on BaTiO3 wall 1e4 mirror-symmetric
-    inputs cross-validated 74% against 64% on all 50 labels of a hybrid session, and
-    mapped 86.6% against 92%).
+    The inputs whose fit is more confident over the scan's own patterns are taken (a tie:
+    the mirror-symmetric ones): the scan's thousands of unlabelled patterns say which
+    inputs separate them into classes, where a few dozen labels cannot (measured, per
+    round, hybrid, 15-100 labels, docs/learners.md: the more confident fit mapped better
+    wherever the two differed by more than 0.25 points, on PbTiO3 and BaTiO3, walls and
+    stripes, and on layouts nothing was tuned on; cross-validation on the grid labels was
+    decided by one label and took the worse one on 1 of 3 seeds).
 
-    Measured (docs/learners.md): mirror-symmetric inputs lift PbTiO3 stripes at 1e4 e/pattern
-    from 94% to 98% at 50 labels, and on BaTiO3 walls they lose 7-9 points; this choice took
-    the wrong one on 1 of 3 BaTiO3 wall 1e4 seeds (15 grid labels, decided by one), which is
-    why it is not the default.
+    Unless the other inputs cross-validate significantly better (paired sign test, 5%)
+    on the ``representative`` labels (drawn without regard to any model: the coarse grid,
+    random queries; every label when there are fewer than ``MIN_REPRESENTATIVE``): an
+    adaptive loop's other labels crowd round walls and doubtful patterns, where what wins
+    is not what wins over the map.
     """
     scored = np.ones(len(labels), bool)
     which = "labels"
     if representative is not None and int(np.sum(representative)) >= MIN_REPRESENTATIVE:
         scored, which = np.asarray(representative, bool), "grid and random labels"
     n = int(scored.sum())
-    hits = {name: int(np.sum((p == labels) & scored)) for name, p in predicted.items()}
-    scores = (
-        f"cross-validated on {n} {which}: as they are {hits['none']}/{n}, "
-        f"mirror-symmetric {hits['mirror']}/{n}"
-    )
+    right = {name: (p == labels)[scored] for name, p in predicted.items()}
+    hits = {name: int(r.sum()) for name, r in right.items()}
     cv = {name: cv_metrics(p[scored], labels[scored]) for name, p in predicted.items()}
-    if hits["mirror"] >= hits["none"]:
-        tie = ", a tie takes them" if hits["mirror"] == hits["none"] else ""
-        return SymmetryChoice("mirror", f"mirror-symmetric inputs ({scores}{tie})", cv)
-    return SymmetryChoice("none", f"inputs as they are ({scores})", cv)
+    names = {"none": "inputs as they are", "mirror": "mirror-symmetric inputs"}
+    surer = "mirror" if confidence["mirror"] >= confidence["none"] else "none"
+    other = "none" if surer == "mirror" else "mirror"
+    scores = (
+        f"mean top class probability over the scan {confidence[surer]:.3f} against "
+        f"{confidence[other]:.3f}; cross-validated on {n} {which}: as they are "
+        f"{hits['none']}/{n}, mirror-symmetric {hits['mirror']}/{n}"
+    )
+    p = sign_test_worse(right[other], right[surer])
+    if p < SIGNIFICANCE:
+        why = f"{names[other]} (they cross-validate significantly better, p = {p:.3f}; {scores})"
+        return SymmetryChoice(other, why, cv, dict(confidence))
+    return SymmetryChoice(
+        surer, f"{names[surer]} (surer over the scan: {scores})", cv, dict(confidence)
+    )
 
 
 def cross_validate_linear(
@@ -559,10 +622,12 @@ def cross_validate_linear(
     averaged: AveragedInputs | None,
     mean_share: float,
     representative: np.ndarray | None = None,
+    n_classes: int | None = None,
 ) -> tuple[PixelStandardiser, np.ndarray, SymmetryChoice | None]:
     """The linear learner cross-validated on the folds ``fold_of``: its standardiser, every
     label's predicted class, and, for ``symmetry`` "auto", which inputs it took and why
-    (both fitted on the same folds, :func:`choose_symmetry`)."""
+    (both cross-validated on the same folds and fitted to every label, their maps compared
+    on the scan: :func:`choose_symmetry`)."""
     candidates = ("none", "mirror") if symmetry == "auto" else (symmetry,)
     sample = scan_sample(cache, seed=seed)
     results = {}
@@ -574,7 +639,16 @@ def cross_validate_linear(
         results[name] = (standard, cv_predictions(fit_predict, labels, fold_of))
     if len(candidates) == 1:
         return (*results[candidates[0]], None)
-    choice = choose_symmetry(labels, {name: r[1] for name, r in results.items()}, representative)
+    n_classes = n_classes or int(labels.max()) + 1
+    fits = {
+        name: linear_fit(patterns, labels, n_classes, standard, averaged, mean_share)
+        for name, (standard, _) in results.items()
+    }
+    folded = {name: results[name][0].fold(*fit) for name, fit in fits.items()}
+    confidence = window_confidence(cache, map_window(cache), folded)
+    predicted = {name: r[1] for name, r in results.items()}
+    choice = choose_symmetry(labels, predicted, confidence, representative)
+    choice = replace(choice, weights=fits[choice.symmetry])
     return (*results[choice.symmetry], choice)
 
 
@@ -613,13 +687,13 @@ def _fit_logreg(
             averaged=averaged,
             mean_share=mean_share,
             representative=representative,
+            n_classes=n_classes,
         )
         metrics = cv_metrics(predicted, labels)
-    z = standard.apply(patterns)
-    means = None
-    if averaged is not None and mean_share > 0:
-        means = standard.apply(averaged.means(np.arange(len(labels))))
-    weight, bias = blended_weights(blend_inputs(z, means, mean_share), labels, n_classes)
+    if symmetry_choice is not None and symmetry_choice.weights is not None:
+        weight, bias = symmetry_choice.weights
+    else:
+        weight, bias = linear_fit(patterns, labels, n_classes, standard, averaged, mean_share)
     network = LinearOnPixels(n_classes, size)
     with torch.no_grad():
         if standard.folded:  # blur and symmetry folded into the weights: one linear layer
@@ -634,6 +708,7 @@ def _fit_logreg(
         metrics.update(
             symmetry_reason=symmetry_choice.reason,
             cv_by_symmetry={k: v["cv_accuracy"] for k, v in symmetry_choice.cv.items()},
+            confidence_by_symmetry=symmetry_choice.confidence,
         )
     return Fitted(network, "linear", {}, "logreg", metrics)
 
@@ -753,6 +828,7 @@ def _fit_auto(
         averaged=averaged,
         mean_share=spec.mean_share,
         representative=representative,
+        n_classes=n_classes,
     )
     fold_counter = iter(range(1, AUTO_FOLDS + 1))
 

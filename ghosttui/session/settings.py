@@ -76,10 +76,10 @@ class ModelSpec:
     input_blur: float = 1.0
     # ... on the inputs as they are ("none"), or on their mean with their mirror images about
     # the direct beam ("mirror": left-right, up-down and 180 degrees, which keep a polar axis
-    # along the detector's rows or columns; for interleaved domains, stripes); "auto": the one
-    # that cross-validates better on the session's grid and random labels (a tie takes
-    # "mirror"; measured noisy at 50 labels). See docs/learners.md.
-    input_symmetry: str = "none"
+    # along the detector's rows or columns); "auto" (the default): both fitted each round and
+    # the one whose fit is surer over the scan's own patterns taken, unless the other
+    # cross-validates significantly better on the grid and random labels. See docs/learners.md.
+    input_symmetry: str = "auto"
 
     # written by ghosttui 0.1, no longer used: every round trains from scratch on every label
     RETIRED = ("keep", "patience", "warm_start")

@@ -201,7 +201,11 @@ def test_label_train_status_predict_export(run_cli, sim_file, sessions_dir, tmp_
     assert summary["stable"] is False
     if summary["model_learner"] == "logreg":
         assert summary["model_mean_share"] == 0.5 and summary["model_input_blur"] == 1.0
-        assert summary["model_input_symmetry"] == "none"  # the default: the inputs as they are
+        # the default, auto: the inputs it took, and why
+        assert summary["model_input_symmetry"] in ("none", "mirror")
+        assert "surer over the scan" in summary["model_symmetry_reason"] or (
+            "significantly better" in summary["model_symmetry_reason"]
+        )
 
     # predict: the session's own scan ...
     out = tmp_path / "pred.h5"

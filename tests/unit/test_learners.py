@@ -501,7 +501,9 @@ def test_auto_takes_mirror_symmetric_inputs_where_the_class_is_symmetric_and_say
     fitted = {s: fit_axis(scan, labels, chosen, s) for s in ("auto", "none", "mirror")}
     auto = fitted["auto"].metrics
     assert auto["input_symmetry"] == "mirror", auto["symmetry_reason"]
-    assert auto["symmetry_reason"].startswith("mirror-symmetric inputs (cross-validated on 24")
+    assert auto["symmetry_reason"].startswith("mirror-symmetric inputs (surer over the scan:")
+    assert "cross-validated on 24 labels" in auto["symmetry_reason"]
+    assert auto["confidence_by_symmetry"]["mirror"] > auto["confidence_by_symmetry"]["none"]
     assert auto["cv_by_symmetry"]["mirror"] > auto["cv_by_symmetry"]["none"]
     accuracy = {s: np.mean(logits(f.network, scan).argmax(1) == labels) for s, f in fitted.items()}
     assert accuracy["auto"] == accuracy["mirror"] > accuracy["none"] + 0.1, accuracy
@@ -538,22 +540,78 @@ def test_input_symmetry_must_be_a_known_name(symmetry):
         ModelSpec(input_symmetry=symmetry)
 
 
-def test_the_symmetry_choice_is_scored_on_the_labels_drawn_without_a_model():
-    """Labels a loop chose near walls and doubtful patterns do not decide the inputs when
-    there are enough grid and random labels; with too few, every label counts."""
+def test_the_inputs_whose_fit_is_surer_over_the_scan_are_taken():
+    """The scan's own patterns decide: the fit with the higher mean top class probability
+    over the scan is taken, though the other cross-validates a little better on the few
+    labels; a tie takes the mirror-symmetric inputs."""
+    from ghosttui.model.learners import choose_symmetry
+
+    labels = np.zeros(20, np.int64)
+    none = labels.copy()
+    none[:2] = 1  # wrong on 2 labels: not significantly worse
+    predicted = {"none": none, "mirror": labels.copy()}
+    choice = choose_symmetry(labels, predicted, {"none": 0.97, "mirror": 0.93})
+    assert choice.symmetry == "none"
+    assert choice.reason.startswith(
+        "inputs as they are (surer over the scan: mean top class probability over the scan "
+        "0.970 against 0.930; cross-validated on 20 labels: as they are 18/20, "
+        "mirror-symmetric 20/20)"
+    )
+    assert choice.confidence == {"none": 0.97, "mirror": 0.93}
+    assert choose_symmetry(labels, predicted, {"none": 0.93, "mirror": 0.97}).symmetry == "mirror"
+    assert choose_symmetry(labels, predicted, {"none": 0.9, "mirror": 0.9}).symmetry == "mirror"
+
+
+def test_inputs_that_cross_validate_significantly_better_overrule_the_surer_fit():
+    """The scan's confidence decides unless the grid and random labels say otherwise
+    beyond chance (a paired sign test): 6 labels right for one only, all for the other."""
     from ghosttui.model.learners import MIN_REPRESENTATIVE, choose_symmetry
 
     n = 2 * MIN_REPRESENTATIVE
     labels = np.zeros(n, np.int64)
     representative = np.arange(n) < MIN_REPRESENTATIVE  # the first half: grid and random
-    none = labels.copy()
-    none[MIN_REPRESENTATIVE:] = 1  # wrong on every adaptive label, right on the grid
     mirror = labels.copy()
-    mirror[0] = 1  # wrong on one grid label only
-    predicted = {"none": none, "mirror": mirror}
-    choice = choose_symmetry(labels, predicted, representative)
+    mirror[:6] = 1  # wrong on 6 grid labels
+    predicted = {"none": labels.copy(), "mirror": mirror}
+    surer_mirror = {"none": 0.9, "mirror": 0.95}
+    choice = choose_symmetry(labels, predicted, surer_mirror, representative)
     assert choice.symmetry == "none"
+    assert "cross-validate significantly better, p = 0.016" in choice.reason
     assert f"cross-validated on {MIN_REPRESENTATIVE} grid and random labels" in choice.reason
-    assert choose_symmetry(labels, predicted).symmetry == "mirror"  # every label: 19 vs 10
+    # the same 6 wrong labels among the adaptive ones: not scored, so the surer fit stays
+    late = labels.copy()
+    late[MIN_REPRESENTATIVE : MIN_REPRESENTATIVE + 6] = 1
+    predicted = {"none": labels.copy(), "mirror": late}
+    assert choose_symmetry(labels, predicted, surer_mirror, representative).symmetry == "mirror"
+    assert choose_symmetry(labels, predicted, surer_mirror).symmetry == "none"  # every label
     too_few = representative & (np.arange(n) < MIN_REPRESENTATIVE - 1)
-    assert choose_symmetry(labels, predicted, too_few).symmetry == "mirror"
+    assert choose_symmetry(labels, predicted, surer_mirror, too_few).symmetry == "none"
+
+
+def test_the_fits_are_compared_on_a_centred_block_of_whole_rows():
+    from ghosttui.model.learners import MAP_WINDOW, map_window
+
+    class Shape:
+        scan_shape = (1000, 100)
+
+    rows, cols = map_window(Shape())
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) <= MAP_WINDOW
+    assert cols == slice(0, 100) and rows.start == (1000 - (rows.stop - rows.start)) // 2
+    Shape.scan_shape = (20, 30)
+    assert map_window(Shape()) == (slice(0, 20), slice(0, 30))
+
+
+def test_window_confidence_is_the_mean_top_class_probability_of_the_folded_fit():
+    from ghosttui.model.learners import window_confidence
+
+    rng = np.random.default_rng(0)
+    scan = rng.standard_normal((70 * 3, 4, 4)).astype(np.float32)
+    cache = ArrayCache(scan, (70, 3))
+    weight = rng.standard_normal((3, 16)).astype(np.float32)
+    bias = rng.standard_normal(3).astype(np.float32)
+    logit = scan.reshape(len(scan), -1) @ weight.T + bias
+    expected = (np.exp(logit).max(1) / np.exp(logit).sum(1)).mean()
+    got = window_confidence(cache, (slice(0, 70), slice(0, 3)), {"a": (weight, bias)})
+    assert got["a"] == pytest.approx(expected, rel=1e-5)  # read in blocks of 32 rows
+    half = window_confidence(cache, (slice(35, 70), slice(0, 3)), {"a": (weight, bias)})
+    assert half["a"] == pytest.approx((np.exp(logit).max(1) / np.exp(logit).sum(1))[105:].mean())
