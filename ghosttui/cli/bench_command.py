@@ -190,8 +190,9 @@ def bench(
         )
         if run.absent_classes:
             scored += f" [yellow]without a label of {', '.join(run.absent_classes)}[/]"
+        learner = run.learner + (", mirror-symmetric" if run.symmetry_taken == "mirror" else "")
         err_console.print(
-            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({run.learner}): "
+            f"  {run.strategy:>13} budget {run.budget:>4} seed {run.seed} ({learner}): "
             f"{scored}; {run.labels} training + {run.holdout} holdout labels, "
             f"{count(run.rounds, 'round')}, {count(run.models, 'model')}, {run.seconds:.0f} s"
         )

@@ -57,7 +57,7 @@ class BenchRun:
     train_average: int = 1  # [model] train_average (the linear learner's neighbourhood)
     mean_share: float = 1.0  # [model] mean_share (the means' fit in the linear blend)
     input_blur: float = 0.0  # [model] input_blur (the linear learner's input blur, pixels)
-    input_symmetry: str = "none"  # [model] input_symmetry (the setting, not what auto took)
+    input_symmetry: str = "auto"  # [model] input_symmetry (the setting, not what auto took)
     # the final model's inputs ("none" / "mirror"; no model: None)
     symmetry_taken: str | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)

@@ -50,6 +50,11 @@ def test_bench_command_runs_the_loop_and_writes_json_and_plot(run_cli, sim_file,
         assert run["labels"] == 30 and 0 <= run["accuracy"] <= 1
         assert run["learner"] == "logreg" and run["holdout"] == 5
         assert run["rounds"] >= 2 and 1 <= run["models"] <= run["rounds"]
+        # the default inputs, auto: what each run ended with, and the line says mirror when so
+        assert run["input_symmetry"] == "auto" and run["symmetry_taken"] in ("none", "mirror")
+        symmetric = run["symmetry_taken"] == "mirror"
+        line = next(x for x in result.err.splitlines() if f"{run['strategy']} budget" in x)
+        assert ("(logreg, mirror-symmetric)" in line) == symmetric, line
     from PIL import Image
 
     assert Image.open(plot).size[0] > 300
