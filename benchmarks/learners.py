@@ -11,8 +11,8 @@ own pattern), ``logreg-means`` (``--mean-share 1 --input-blur 0``: the 3x3 means
 the default two rounds ago), ``logreg-unblurred`` (``--input-blur 0``: the blend on
 unblurred inputs, an earlier default; these three on the inputs as they are), or the
 default learner with its inputs set: ``logreg-asis`` (``--input-symmetry none``, the
-default), ``logreg-mirror`` (``--input-symmetry mirror``) and ``logreg-auto``
-(``--input-symmetry auto``). The ceiling: whole-map accuracy of logistic
+default until stop 24), ``logreg-mirror`` (``--input-symmetry mirror``) and ``logreg-auto``
+(``--input-symmetry auto``, the default). The ceiling: whole-map accuracy of logistic
 regression with every pattern labelled, 5-fold cross-validated (each pattern predicted
 by a model that saw neither it nor its fold), for single patterns, 3x3 means, the
 blend, the blurred blend and the blurred blend on mirror-symmetric inputs, in ``learners_<scan>_ceiling.json``.

@@ -54,6 +54,7 @@ def one_round(session, threads: int | None) -> dict:
         "threads": m["threads"],
         "learner": m["learner"],
         "choice_reason": m.get("choice_reason"),
+        "symmetry_reason": m.get("symmetry_reason"),
     }
 
 
