@@ -546,14 +546,17 @@ def window_confidence(
     """The mean over ``window`` of each of ``fits``' top class probability (weights and
     biases on the raw inputs, folded), the window read once, a few rows at a time."""
     rows, cols = window
+    fits = {
+        k: (np.asarray(w, np.float32).T, np.asarray(b, np.float32)) for k, (w, b) in fits.items()
+    }
     totals = dict.fromkeys(fits, 0.0)
     n = 0
     for top in range(rows.start, rows.stop, batch_rows):
         block = cache.window(slice(top, min(top + batch_rows, rows.stop)), cols)
         x = block.reshape(len(block), -1).astype(np.float32)
         n += len(x)
-        for name, (weight, bias) in fits.items():
-            logits = x @ np.asarray(weight, np.float32).T + np.asarray(bias, np.float32)
+        for name, (weight_t, bias) in fits.items():
+            logits = x @ weight_t + bias
             logits -= logits.max(1, keepdims=True)
             top_p = 1.0 / np.exp(logits).sum(1)  # the largest logit is 0 after the shift
             totals[name] += float(top_p.sum())
