@@ -49,6 +49,15 @@ def show(
         str | None,
         typer.Option("--refs", help="labels, model or off (default: the session's)."),
     ] = None,
+    variation: Annotated[
+        str | None,
+        typer.Option(
+            "--variation",
+            help="Difference views: 'removed' (the scan's largest variations that the labels "
+            "do not tie to a class are taken out, once two classes have 5 labels) or 'kept' "
+            "(default: the session's).",
+        ),
+    ] = None,
     cells: Annotated[
         str,
         typer.Option(
@@ -89,7 +98,13 @@ def show(
                 f"(rx 0..{n_rx - 1}, ry 0..{n_ry - 1})"
             )
         pane = PatternPane.for_session(session)
-        changes = {"view": view, "average": average, "zoom": zoom, "references": references}
+        changes = {
+            "view": view,
+            "average": average,
+            "zoom": zoom,
+            "references": references,
+            "variation": variation,
+        }
         state: PaneState = replace(
             pane.state, **{k: v for k, v in changes.items() if v is not None}
         )

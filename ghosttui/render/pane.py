@@ -33,6 +33,7 @@ from ghosttui.errors import GhostError
 from ghosttui.patterns.neighbourhood import neighbourhood
 from ghosttui.patterns.references import ClassMeans, confident_members
 from ghosttui.patterns.sources import DetectorFrames, ModelInputs, PatternSource
+from ghosttui.patterns.variation import MIN_LABELS, SAMPLE, ScanVariation, removable, scan_variation
 from ghosttui.render.cells import area_resize, resample_nearest
 from ghosttui.render.colour import Contrast, readable_rgb
 from ghosttui.render.views import (
@@ -53,6 +54,10 @@ REFERENCE_MODES = ("labels", "model", "off")
 CONTRASTS = ("linear", "log", "gamma")
 CLIPS = (99.0, 99.5, 99.7, 99.9, 100.0)  # raw view: the percentile drawn white
 SCALES = (0.05, 0.1, 0.15, 0.25, 0.5)  # difference views: the full scale (normalised units)
+# difference views: the scan's own variation that the labels do not tie to the classes is
+# removed (ghosttui.patterns.variation), or kept
+VARIATIONS = ("removed", "kept")
+LABEL_SCORES_INLINE = 16  # label scores a draw computes itself; more wait for the background
 # The defaults, chosen by benchmarks/views_visibility.py (docs/views.md): for horizontal
 # against vertical the transpose (it swaps the two), for any other classes the generic
 # difference from the scan mean; both averaged over 3 x 3 positions.
@@ -68,6 +73,21 @@ BAR = 2  # width of the class-colour bar left of each reference
 MIN_REF = 8  # smallest reference box side, pixels
 
 
+# every setting of the pane and the values it takes (in the order the keys cycle them)
+STATE_CHOICES: dict[str, tuple[Any, ...]] = {
+    "view": tuple(VIEWS),
+    "average": AVERAGES,
+    "zoom": ZOOMS,
+    "references": REFERENCE_MODES,
+    "contrast": CONTRASTS,
+    "clip": CLIPS,
+    "scale": SCALES,
+    "smooth": (True, False),
+    "centring": CENTRINGS,
+    "variation": VARIATIONS,
+}
+
+
 @dataclass(frozen=True)
 class PaneState:
     """What the user chose for the pattern pane (remembered per session)."""
@@ -81,20 +101,10 @@ class PaneState:
     scale: float = 0.1
     smooth: bool = True  # difference views: averaged over the probe's disk
     centring: str = "descan"
+    variation: str = "removed"  # difference views: the scan variation not tied to the labels
 
     def __post_init__(self) -> None:
-        choices: dict[str, tuple[Any, ...]] = {
-            "view": tuple(VIEWS),
-            "average": AVERAGES,
-            "zoom": ZOOMS,
-            "references": REFERENCE_MODES,
-            "contrast": CONTRASTS,
-            "clip": CLIPS,
-            "scale": SCALES,
-            "smooth": (True, False),
-            "centring": CENTRINGS,
-        }
-        for name, known in choices.items():
+        for name, known in STATE_CHOICES.items():
             value = getattr(self, name)
             if value not in known:
                 raise GhostError(
@@ -119,17 +129,7 @@ class PaneState:
 
     def cycled(self, name: str, step: int = 1) -> PaneState:
         """The next (or previous) choice of one setting."""
-        options = {
-            "view": tuple(VIEWS),
-            "average": AVERAGES,
-            "zoom": ZOOMS,
-            "references": REFERENCE_MODES,
-            "contrast": CONTRASTS,
-            "clip": CLIPS,
-            "scale": SCALES,
-            "smooth": (True, False),
-            "centring": CENTRINGS,
-        }[name]
+        options = STATE_CHOICES[name]
         index = options.index(getattr(self, name))
         return replace(self, **{name: options[(index + step) % len(options)]})
 
@@ -267,6 +267,11 @@ class PatternPane:
         self._model_members: dict[tuple[int, int], int] = {}
         self._members_version = 0
         self._drawn_refs: tuple[tuple[object, ...], list[tuple[int, np.ndarray, int]]] | None = None
+        # the scan variation of each (view, averaging, centring, smoothing), the labelled
+        # positions' scores along it, and the components last found removable
+        self._variations: dict[tuple[object, ...], ScanVariation] = {}
+        self._label_scores: dict[tuple[object, ...], dict[tuple[int, int], np.ndarray]] = {}
+        self._removable: tuple[tuple[object, ...], tuple[int, ...]] | None = None
 
     @classmethod
     def for_session(cls, session: Any, state: PaneState | None = None) -> PatternPane:
@@ -329,6 +334,12 @@ class PatternPane:
             needs.append("descan fit")
         if st.view in REFERENCE_VIEWS and not src.has_mean(st.centring):
             needs.append("scan mean")
+        if self.wants_variation(st):
+            key = self._variation_key(st)
+            known = self._label_scores.get(key, {})
+            missing = sum(p not in known for p in self._labels)
+            if key not in self._variations or missing > LABEL_SCORES_INLINE:
+                needs.append("scan variation")
         return needs
 
     def prepare(self, state: PaneState | None = None) -> None:
@@ -340,15 +351,100 @@ class PatternPane:
             src.descan()
         if st.view in REFERENCE_VIEWS:
             src.scan_mean(st.centring)
+        if self.wants_variation(st):
+            self.label_scores(st, self.variation(st))
 
     def stand_in(self) -> PaneState:
-        """What to draw while :meth:`pending` is not empty: one fixed centre, and the raw
-        pattern instead of a difference from the scan mean."""
+        """What to draw while :meth:`pending` is not empty: one fixed centre, the raw pattern
+        instead of a difference from the scan mean, the scan variation kept."""
         st = self.state
-        return replace(st, centring="scan", view="raw" if st.view in REFERENCE_VIEWS else st.view)
+        return replace(
+            st,
+            centring="scan",
+            view="raw" if st.view in REFERENCE_VIEWS else st.view,
+            variation="kept",
+        )
+
+    # -- the scan's own variation ----------------------------------------------------------------
+    def wants_variation(self, state: PaneState | None = None) -> bool:
+        """Whether a state removes scan variation: a difference view of the model inputs, set
+        to remove it, with at least two classes of :data:`MIN_LABELS` labels to decide what."""
+        st = state or self.state
+        if st.variation != "removed" or st.view == "raw" or st.zoom == "native":
+            return False
+        counts = np.bincount(
+            np.fromiter(self._labels.values(), np.int64, len(self._labels)),
+            minlength=len(self.classes),
+        )
+        return int((counts >= MIN_LABELS).sum()) >= 2
+
+    def _variation_key(self, state: PaneState) -> tuple[object, ...]:
+        return (state.view, state.average, state.centring, state.smooth)
+
+    def values_at(self, state: PaneState, positions: list[tuple[int, int]]) -> np.ndarray:
+        """(n, H, W) the view values a state draws for the query at each position (before
+        the scan variation is removed)."""
+        return np.stack(
+            [self.finish(self.query_values(rx, ry, state)[0], state) for rx, ry in positions]
+        )
+
+    def variation(self, state: PaneState) -> ScanVariation:
+        """The scan variation of a state's view (computed once from :data:`SAMPLE` positions
+        spread evenly over the scan; thread-safe)."""
+        key = self._variation_key(state)
+        found = self._variations.get(key)
+        if found is None:
+            spread = self.inputs.mean_positions()
+            if len(spread) > SAMPLE:
+                spread = spread[np.linspace(0, len(spread) - 1, SAMPLE).round().astype(int)]
+            where = [(int(rx), int(ry)) for rx, ry in spread]
+            found = self._variations[key] = scan_variation(self.values_at(state, where))
+        return found
+
+    def label_scores(
+        self, state: PaneState, variation: ScanVariation
+    ) -> dict[tuple[int, int], np.ndarray]:
+        """Each labelled position's scores along the scan variation (the new ones computed)."""
+        key = self._variation_key(state)
+        known = self._label_scores.get(key, {})
+        new = [p for p in self._labels if p not in known]
+        if new:
+            scores = variation.scores(self.values_at(state, new))
+            known = {**known, **dict(zip(new, scores, strict=True))}
+            self._label_scores[key] = known
+        return known
+
+    def removed_components(self) -> tuple[ScanVariation, tuple[int, ...]] | None:
+        """The current state's scan variation and the components of it removed (None when the
+        state removes none: see :meth:`wants_variation`)."""
+        st = self.state
+        if not self.wants_variation(st):
+            return None
+        key = self._variation_key(st)
+        variation = self.variation(st)
+        wanted = (key, self._members_version)
+        if self._removable is None or self._removable[0] != wanted:
+            scores = self.label_scores(st, variation)
+            labelled = list(self._labels)
+            which = removable(
+                np.stack([scores[p] for p in labelled]),
+                np.array([self._labels[p] for p in labelled]),
+            )
+            self._removable = (wanted, which)
+        return variation, self._removable[1]
+
+    def without_variation(self, values: np.ndarray) -> np.ndarray:
+        """``values`` of the current state without the removed scan variation."""
+        removed = self.removed_components()
+        if removed is None:
+            return values
+        variation, which = removed
+        return variation.remove(values, which)
 
     # -- values --------------------------------------------------------------------------------
-    def query_values(self, rx: int, ry: int) -> tuple[np.ndarray, int, tuple[float, float]]:
+    def query_values(
+        self, rx: int, ry: int, state: PaneState | None = None
+    ) -> tuple[np.ndarray, int, tuple[float, float]]:
         """The view's values at (rx, ry) on the source's whole pattern, how many positions
         were averaged, and the centre the zoom uses.
 
@@ -356,8 +452,8 @@ class PatternPane:
         drift by far less than a pixel from each other, and one centre measured on their
         mean is steadier than one per noisy pattern.
         """
-        st = self.state
-        src = self.source()
+        st = state or self.state
+        src = self.source_for(st)
         rows, cols = neighbourhood(rx, ry, st.average, src.scan_shape)
         if st.view == "raw" and st.average == 1:
             return src.block(rows, cols)[0], 1, src.centre
@@ -395,7 +491,16 @@ class PatternPane:
         if not members:
             return []
         src = self.source()
-        wanted = (st.references, st.view, st.centring, st.smooth, id(src), self._members_version)
+        wanted = (
+            st.references,
+            st.view,
+            st.centring,
+            st.smooth,
+            st.variation,
+            st.average,
+            id(src),
+            self._members_version,
+        )
         if self._drawn_refs is not None and self._drawn_refs[0] == wanted:
             return self._drawn_refs[1]
         key = (st.references, id(src), st.centring)
@@ -410,7 +515,8 @@ class PatternPane:
                 continue
             reference = src.scan_mean(st.centring) if st.view in REFERENCE_VIEWS else None
             view = "mean" if st.view == "local" else st.view
-            out.append((index, self.finish(view_values(mean, view, centre, reference)), count))
+            values = self.without_variation(self.finish(view_values(mean, view, centre, reference)))
+            out.append((index, values, count))
         self._drawn_refs = (wanted, out)
         return out
 
@@ -421,11 +527,12 @@ class PatternPane:
             return Contrast(mode=st.contrast, low=1.0, high=st.clip).to_rgb(values)
         return diverging_rgb(signed_unit(values, st.scale, st.contrast))
 
-    def finish(self, values: np.ndarray) -> np.ndarray:
+    def finish(self, values: np.ndarray, state: PaneState | None = None) -> np.ndarray:
         """Difference views, when ``smooth``: averaged over the probe's disk."""
-        if self.state.view == "raw" or not self.state.smooth:
+        st = state or self.state
+        if st.view == "raw" or not st.smooth:
             return values
-        return disk_smooth(values, self.source().radius)
+        return disk_smooth(values, self.source_for(st).radius)
 
     def draw(
         self,
@@ -452,7 +559,7 @@ class PatternPane:
             return drawing
         st = self.state
         values, count, centre = self.query_values(rx, ry)
-        values = self.finish(values)
+        values = self.without_variation(self.finish(values))
         window, centre = zoom_window(values, st.zoom, centre)
         refs = self.reference_values()
         native = st.zoom == "native"
@@ -502,6 +609,18 @@ class PatternPane:
         )
         return [(i, int(n)) for i, n in enumerate(counts) if n > 0]
 
+    def variation_caption(self) -> str:
+        """`` − scan variation 7/8`` while the drawing has components removed (7 of the 8
+        looked at), else nothing (computes nothing)."""
+        st = self.state
+        if not self.wants_variation(st) or "scan variation" in self.pending(st):
+            return ""
+        key = self._variation_key(st)
+        removed = self._removable
+        if key not in self._variations or removed is None or removed[0][0] != key:
+            return ""
+        return f" − scan variation {len(removed[1])}/{len(self._variations[key].components)}"
+
     def caption(self, rx: int, ry: int) -> tuple[str, str]:
         """Two short lines saying what the pane shows at (rx, ry): the view and how many
         positions it averages; the resolution, zoom, contrast and references."""
@@ -509,6 +628,7 @@ class PatternPane:
         k = st.average
         what = (
             VIEWS[st.view]
+            + self.variation_caption()
             + " · "
             + ("1 position" if k == 1 else f"{k}x{k}: {self.positions(rx, ry)} positions")
         )

@@ -64,6 +64,13 @@ ACTIONS: tuple[Action, ...] = (
         "predictions, or none",
     ),
     Action("smooth", "s", "smooth", "difference views: average over the probe's disk, on / off"),
+    Action(
+        "variation",
+        "X",
+        "scan var",
+        "difference views: remove the scan's largest variations that the labels do not tie "
+        "to a class (thickness, tilt), or keep them",
+    ),
     Action("zoom", "z", "zoom", "zoom: 1x, 2x, 4x around the direct beam, native detector pixels"),
     Action("contrast", "c", "contrast", "cycle contrast: linear, log, gamma"),
     Action("clip", "bracketright", "clip", "cycle the white point (raw) or the difference scale"),

@@ -186,6 +186,7 @@ class GhostApp(App[None]):
         index = {name: i for i, name in enumerate(self.session.classes)}
         labels = {pos: index[lab.cls] for pos, lab in controller.labels.items()}
         self.pane.set_labels(labels)
+        self.prepare_pane()  # enough labels to remove scan variation, or many new ones
         if controller.probabilities is not self._pane_probabilities:
             self._pane_probabilities = controller.probabilities
             self.pane.set_probabilities(controller.probabilities)
@@ -391,7 +392,8 @@ class GhostApp(App[None]):
             self._update_viewer(open_viewer=False)
 
     def prepare_pane(self) -> None:
-        """Compute the pane's slow inputs (descan fit, scan mean) off the keystroke path."""
+        """Compute the pane's slow inputs (descan fit, scan mean, scan variation) off the
+        keystroke path."""
         if self.pane.pending() and not self._preparing:
             self._preparing = True
             self.prepare_in_background(self.pane.state)
@@ -432,6 +434,9 @@ class GhostApp(App[None]):
 
     def action_smooth(self) -> None:
         self.set_pane_state(self.pane.state.cycled("smooth"))
+
+    def action_variation(self) -> None:
+        self.set_pane_state(self.pane.state.cycled("variation"))
 
     def action_contrast(self) -> None:
         self.set_pane_state(self.pane.state.cycled("contrast"))

@@ -53,6 +53,31 @@ def test_show_writes_the_pixels_the_app_pane_draws(labelling_app, run_cli, tmp_p
     np.testing.assert_array_equal(png, drawn)
 
 
+def test_show_and_the_app_remove_the_same_scan_variation(labelling_app, run_cli, tmp_path):
+    run = labelling_app("variation")
+    run.session.store.set_meta(META_KEY, PaneState(view="transpose", references="off").to_dict())
+    for i in range(6):  # two classes with enough labels to decide what to remove
+        run.session.store.label(2 + i, 3, "horizontal", "manual")
+        run.session.store.label(16 + i, 12, "vertical", "manual")
+
+    async def scenario(app, pilot):
+        await pilot.press("g", *"5, 7", "enter")
+        await app.workers.wait_for_complete()  # the descan fit and the scan variation
+        await pilot.pause()
+        assert not app.pane.pending() and app.pane.removed_components() is not None
+        return cells_to_rgb(app.query_one("#pattern-canvas"))
+
+    drawn = run.run(scenario)
+    out, kept = tmp_path / "removed.png", tmp_path / "kept.png"
+    result = run_cli("show", "variation", "--at", "5,7", "--out", out)
+    assert result.code == 0, result.err
+    assert "pattern − its transpose − scan variation " in result.out
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), drawn)
+    result = run_cli("show", "variation", "--at", "5,7", "--out", kept, "--variation", "kept")
+    assert result.code == 0 and "scan variation" not in result.out
+    assert not np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(out)))
+
+
 @pytest.mark.parametrize(
     "state",
     [PaneState(view="mean", average=5), PaneState(view="raw", average=1, zoom="native")],
@@ -98,6 +123,7 @@ def test_show_options_override_the_session_view(make_session, run_cli, tmp_path)
         (["--at", "1,1", "--view", "sideways"], "unknown view 'sideways'"),
         (["--at", "1,1", "--average", "4"], "unknown average 4"),
         (["--at", "1,1", "--cells", "80by40"], "--cells must look like"),
+        (["--at", "1,1", "--variation", "sideways"], "unknown variation 'sideways'"),
     ],
 )
 def test_show_refuses_bad_options_in_one_line(make_session, run_cli, tmp_path, args, fragment):
