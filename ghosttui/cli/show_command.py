@@ -53,9 +53,9 @@ def show(
         str | None,
         typer.Option(
             "--variation",
-            help="Difference views: 'removed' (the scan's largest variations that the labels "
-            "do not tie to a class are taken out, once two classes have 5 labels) or 'kept' "
-            "(default: the session's).",
+            help="transpose, mean and local views: 'removed' (the scan's largest variations "
+            "that the labels do not tie to a class are taken out, once two classes have 5 "
+            "labels) or 'kept' (default: the session's).",
         ),
     ] = None,
     cells: Annotated[

@@ -8,9 +8,10 @@ so they are found without labels, as the principal components of the view's valu
 over a sample of the scan (:func:`scan_variation`). Removing them all would remove
 the classes too wherever the classes are the largest variation (PbTiO3), so the labels
 decide (:func:`removable`): a component is removed only when the labelled positions
-give no sign that it tells any two classes apart (every pair of classes with at least
-:data:`MIN_LABELS` labels, Mann-Whitney p >= :data:`KEEP_P`; a component is kept at
-the first hint that it separates, since keeping costs only noise). With fewer than two
+give no sign that it tells any two classes apart, neither where they lie along it nor
+how widely they spread (every pair of classes with at least :data:`MIN_LABELS` labels,
+Mann-Whitney p >= :data:`KEEP_P` for both; a component is kept at the first hint that
+it separates, since keeping costs only noise). With fewer than two
 such classes nothing is removed.
 
 Measured in ``benchmarks/views_visibility.py`` and ``benchmarks/views_bound.py``
@@ -91,6 +92,11 @@ def removable(
     separates = np.zeros(scores.shape[1], bool)
     for i, a in enumerate(counted):
         for b in counted[i + 1 :]:
-            p = mannwhitneyu(scores[classes == a], scores[classes == b], axis=0).pvalue
-            separates |= np.asarray(p) < keep_p
+            sa, sb = scores[classes == a], scores[classes == b]
+            # where the classes lie along the component, and how widely they spread about
+            # their common median (a class holding both signs of a polar signal has its
+            # mean at zero in a view that flips with the sign, but not its spread)
+            middle = np.median(np.concatenate([sa, sb]), axis=0)
+            for x, y in ((sa, sb), (np.abs(sa - middle), np.abs(sb - middle))):
+                separates |= np.asarray(mannwhitneyu(x, y, axis=0).pvalue) < keep_p
     return tuple(int(i) for i in np.flatnonzero(~separates))

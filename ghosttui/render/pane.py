@@ -57,6 +57,11 @@ SCALES = (0.05, 0.1, 0.15, 0.25, 0.5)  # difference views: the full scale (norma
 # difference views: the scan's own variation that the labels do not tie to the classes is
 # removed (ghosttui.patterns.variation), or kept
 VARIATIONS = ("removed", "kept")
+# the views it applies to: those that do not flip with the sign of a polarization. In the
+# inversion and mirror views a class holding both signs has its polar signal at zero mean
+# and the same spread as the thickness and tilt around it, so the labels cannot tell the
+# signal from the variation (measured: removing there loses most of it, docs/views.md)
+VARIATION_VIEWS = ("mean", "local", "transpose")
 LABEL_SCORES_INLINE = 16  # label scores a draw computes itself; more wait for the background
 # The defaults, chosen by benchmarks/views_visibility.py (docs/views.md): for horizontal
 # against vertical the transpose (it swaps the two), for any other classes the generic
@@ -367,10 +372,11 @@ class PatternPane:
 
     # -- the scan's own variation ----------------------------------------------------------------
     def wants_variation(self, state: PaneState | None = None) -> bool:
-        """Whether a state removes scan variation: a difference view of the model inputs, set
-        to remove it, with at least two classes of :data:`MIN_LABELS` labels to decide what."""
+        """Whether a state removes scan variation: one of :data:`VARIATION_VIEWS` on the model
+        inputs, set to remove it, with at least two classes of :data:`MIN_LABELS` labels to
+        decide what."""
         st = state or self.state
-        if st.variation != "removed" or st.view == "raw" or st.zoom == "native":
+        if st.variation != "removed" or st.view not in VARIATION_VIEWS or st.zoom == "native":
             return False
         counts = np.bincount(
             np.fromiter(self._labels.values(), np.int64, len(self._labels)),

@@ -68,8 +68,8 @@ ACTIONS: tuple[Action, ...] = (
         "variation",
         "X",
         "scan var",
-        "difference views: remove the scan's largest variations that the labels do not tie "
-        "to a class (thickness, tilt), or keep them",
+        "transpose, mean, local views: remove the scan's largest variations that the labels "
+        "do not tie to a class (thickness, tilt), or keep them",
     ),
     Action("zoom", "z", "zoom", "zoom: 1x, 2x, 4x around the direct beam, native detector pixels"),
     Action("contrast", "c", "contrast", "cycle contrast: linear, log, gamma"),

@@ -130,12 +130,17 @@ def test_references_lose_the_same_variation_as_the_query(tilted_scan):
         np.testing.assert_allclose(without, variation.remove(with_it, which), atol=1e-5)
 
 
-def test_the_raw_view_and_the_native_zoom_keep_everything(tilted_scan):
+def test_the_raw_view_the_sign_views_and_the_native_zoom_keep_everything(tilted_scan):
     data, truth = tilted_scan
     pane = PatternPane(ArraySource(data, (15.5, 15.5)), ["right", "below"], ["#00f", "#0f0"])
     pane.set_labels({(rx, ry): int(truth[rx, ry]) for rx in (1, 4, 7, 10) for ry in (1, 4, 7)})
     for state in (PaneState(view="raw"), PaneState(view="transpose", zoom="native")):
         assert not pane.wants_variation(state)
+    # the views that flip with the sign of a polarization keep it too
+    for view in ("inversion", "mirror-lr", "mirror-ud"):
+        assert not pane.wants_variation(PaneState(view=view))
+    for view in ("mean", "local", "transpose"):
+        assert pane.wants_variation(PaneState(view=view))
 
 
 def test_the_setting_is_checked_cycled_and_remembered():
@@ -145,3 +150,13 @@ def test_the_setting_is_checked_cycled_and_remembered():
     assert PaneState.from_dict({"variation": "sideways"}).variation == "removed"
     with pytest.raises(GhostError, match="unknown variation"):
         PaneState(variation="sideways")
+
+
+def test_a_class_holding_both_signs_keeps_the_component_it_spreads_along():
+    rng = np.random.default_rng(3)
+    classes = np.repeat([0, 1], 12)
+    same = rng.normal(0, 0.1, size=(12, 2))
+    scores = np.concatenate([same, same[::-1]])  # the same scores in both classes
+    # class 0 is +P or -P along component 0 (its mean stays at zero), class 1 has none
+    scores[:12, 0] += np.where(np.arange(12) % 2 == 0, 3.0, -3.0)
+    assert removable(scores, classes) == (1,)
