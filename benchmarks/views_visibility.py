@@ -29,7 +29,11 @@ scans interleave the domains and are the fairer test.
 
 Views: every mode at k = 1, 3, 5, plus variants of the mean, inversion and
 transpose views at 3x3 (each pattern centred on its own beam, or one centre for
-the scan, instead of the fitted descan; no disk smoothing; other scales). Also
+the scan, instead of the fitted descan; no disk smoothing; other scales), all
+drawn before any label. The default views and the transpose at
+5x5 are also drawn after the first round (the coarse grid of about 50 positions,
+labelled with the truth), with the scan variation removed (the default once there
+are labels: ``ghosttui.patterns.variation``) and kept. Also
 the time of a redraw (``PatternPane.draw``) per state, and with ``--pictures``
 each view at one position of each group (docs/views/).
 
@@ -155,9 +159,29 @@ def sample_positions(
     return out
 
 
+GRID_LABELS = 50  # the first round's coarse grid, about this many positions
+LABELLED = " · grid labels"  # states measured with the first round's labels given to the pane
+
+
+def grid_labels(path: Path) -> dict[tuple[int, int], int]:
+    """The labels a user gives in the first round: the coarse grid of about 50 positions, each
+    labelled with the truth (class indices in CLASSES order)."""
+    import h5py
+
+    from ghosttui.sampling.strategies import grid_points, grid_step_for_budget
+
+    with h5py.File(path, "r") as f:
+        truth = f["truth"][()]
+    step = grid_step_for_budget(truth.shape, GRID_LABELS)
+    return {p: int(truth[p]) for p in grid_points(truth.shape, step)}
+
+
 def candidates() -> dict[str, PaneState]:
     """Every view at k = 1, 3, 5 (descan centring, disk smoothing, scale 0.1: the defaults), and
-    for the three most telling views at 3x3 the other centrings, no smoothing, other scales."""
+    for the three most telling views at 3x3 the other centrings, no smoothing, other scales.
+    These see no labels, so no scan variation is removed (it needs labels to decide what);
+    the states named with LABELLED are drawn after the first round's grid labels, with the
+    scan variation removed or kept."""
     base = PaneState(references="off")
     states = {}
     for view in VIEWS:
@@ -173,6 +197,11 @@ def candidates() -> dict[str, PaneState]:
             states[f"{view} k3 scale {scale:g}"] = replace(base, view=view, average=3, scale=scale)
     states["default"] = replace(default_state(CLASSES), references="off")
     states["default, other classes"] = replace(PaneState(), references="off")
+    for label in ("default", "default, other classes", "transpose k5"):
+        states[label + LABELLED] = states[label]
+        states[label + LABELLED + ", scan variation kept"] = replace(
+            states[label], variation="kept"
+        )
     return states
 
 
@@ -182,9 +211,11 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
     pane = PatternPane(ModelInputs(cache), CLASSES, ["#0000ff", "#00ff00", "#ff0000"])
     per_group = max(20, samples // max(1, len({g for pair in pairs for g in pair}) // 2))
     positions = sample_positions(labels, masks, per_group)
+    first_round = grid_labels(path)
     results: dict[str, dict] = {}
     timings: dict[str, dict] = {}
     for label, state in candidates().items():
+        pane.set_labels(first_round if LABELLED in label else {})
         pane.state = state
         results[label] = {}
         for subset, by_group in positions.items():
@@ -214,10 +245,17 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
             "p50_ms": round(float(np.percentile(spent, 50)), 2),
             "p95_ms": round(float(np.percentile(spent, 95)), 2),
         }
+        removed = pane.removed_components()
+        if removed is not None:
+            results[label]["scan_variation_removed"] = (
+                f"{len(removed[1])}/{len(removed[0].components)}"
+            )
         print(path.stem, label, results[label], timings[label], flush=True)
     raw = results["raw k1"]
     for values in results.values():
         for subset, d in values.items():
+            if not isinstance(d, dict):
+                continue
             d["vs_raw"] = {
                 metric: round(d[metric] / max(raw[subset][metric], 1e-9), 2)
                 for metric in ("best_pixel", "matched_filter")
@@ -228,6 +266,9 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
         "data": str(path),
         "scan": list(labels.shape),
         "pairs": [list(p) for p in pairs],
+        "grid_labels": {
+            c: sum(v == i for v in first_round.values()) for i, c in enumerate(CLASSES)
+        },
         "samples_per_group": {s: {c: len(p) for c, p in v.items()} for s, v in positions.items()},
         "separations": results,
         "redraw_ms": timings,
