@@ -617,15 +617,16 @@ class PatternPane:
 
     def variation_caption(self) -> str:
         """`` − scan variation 7/8`` while the drawing has components removed (7 of the 8
-        looked at), else nothing (computes nothing)."""
+        looked at), else nothing. Before the scan variation is ready it waits for it (the
+        stand-in keeps the variation); after, it decides as the drawing does."""
         st = self.state
         if not self.wants_variation(st) or "scan variation" in self.pending(st):
             return ""
-        key = self._variation_key(st)
-        removed = self._removable
-        if key not in self._variations or removed is None or removed[0][0] != key:
+        removed = self.removed_components()
+        if removed is None:
             return ""
-        return f" − scan variation {len(removed[1])}/{len(self._variations[key].components)}"
+        variation, which = removed
+        return f" − scan variation {len(which)}/{len(variation.components)}"
 
     def caption(self, rx: int, ry: int) -> tuple[str, str]:
         """Two short lines saying what the pane shows at (rx, ry): the view and how many
