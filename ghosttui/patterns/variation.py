@@ -97,6 +97,8 @@ def removable(
             # their common median (a class holding both signs of a polar signal has its
             # mean at zero in a view that flips with the sign, but not its spread)
             middle = np.median(np.concatenate([sa, sb]), axis=0)
-            for x, y in ((sa, sb), (np.abs(sa - middle), np.abs(sb - middle))):
-                separates |= np.asarray(mannwhitneyu(x, y, axis=0).pvalue) < keep_p
+            x = np.hstack([sa, np.abs(sa - middle)])  # both tests in one call
+            y = np.hstack([sb, np.abs(sb - middle)])
+            p = np.asarray(mannwhitneyu(x, y, axis=0).pvalue).reshape(2, -1)
+            separates |= (p < keep_p).any(0)
     return tuple(int(i) for i in np.flatnonzero(~separates))
