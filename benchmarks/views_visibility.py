@@ -219,6 +219,8 @@ def measure_scan(path: Path, samples: int, pictures: bool) -> dict:
         pane.state = state
         results[label] = {}
         for subset, by_group in positions.items():
+            if min(len(where) for where in by_group.values()) < 4:
+                continue  # a group with (almost) no positions here: pto_needles has no interior
             images = {
                 name: srgb_to_lab(
                     np.stack([pane.draw(rx, ry, HEIGHT, WIDTH).rgb for rx, ry in where])
@@ -297,15 +299,21 @@ def draw_pictures(pane: PatternPane, path: Path, positions: dict) -> None:
     print(f"wrote {out} (rows: {', '.join(VIEWS)}; columns: k1 then k3 of {where})")
 
 
-def main() -> None:
+def scan_arguments(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options both view benchmarks take: positions per group, scans, result name."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--samples", type=int, default=200, help="positions per class and set")
     parser.add_argument("--data", type=Path, action="append", help="scans (default: see above)")
     parser.add_argument("--ms", default="/work/data/ms/*.h5", help="multislice scans (glob)")
+    parser.add_argument("--name", default=name)
+    return parser
+
+
+def main() -> None:
+    parser = scan_arguments(__doc__, "views_visibility")
     parser.add_argument("--pictures", action="store_true", help="also docs/views/views-*.png")
-    parser.add_argument("--name", default="views_visibility")
     args = parser.parse_args()
     scans = args.data or [simulated("wall"), *sorted(Path(p) for p in glob.glob(args.ms))]
     measured = [measure_scan(p, args.samples, args.pictures) for p in scans]
