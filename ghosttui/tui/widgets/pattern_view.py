@@ -68,12 +68,14 @@ class PatternView(Vertical):
         title = self.query_one("#pattern-title", Static)
         position = self.position
         if position is None:
-            title.update(self.heading)
+            title.update(self.heading, layout=False)  # a fixed 3 lines: no re-layout
             if self.canvas is not None:
                 self.canvas.set_painter(None)
             return
         what, how = self.pane.caption(*position)
-        title.update(Text.from_markup(self.heading).append(f"\n{what}\n{how}", style="dim"))
+        title.update(
+            Text.from_markup(self.heading).append(f"\n{what}\n{how}", style="dim"), layout=False
+        )
         if self._graphics is not None:
             from PIL import Image as PILImage
 

@@ -199,5 +199,5 @@ class ScanMap(Vertical):
             title += f"  [dim]cursor ({self.cursor[0]}, {self.cursor[1]})[/]"
         if self.zoom != "fit":
             title += f"  [dim]{self.zoom}[/]"
-        self.query_one("#map-title", Static).update(title)
+        self.query_one("#map-title", Static).update(title, layout=False)  # one fixed line
         self.query_one(CellCanvas).set_painter(self.paint)
