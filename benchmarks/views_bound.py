@@ -115,8 +115,7 @@ def measure_scan(path: Path, samples: int) -> dict | None:
     positions = sample_positions(labels, masks, per_group)
 
     def values(state: PaneState, where: list[tuple[int, int]]) -> np.ndarray:
-        pane.state = state
-        return np.stack([pane.finish(pane.query_values(rx, ry)[0]).ravel() for rx, ry in where])
+        return pane.values_at(state, where).reshape(len(where), -1)
 
     measured = {p for by_group in positions.values() for where in by_group.values() for p in where}
     rng = np.random.default_rng(1)

@@ -277,6 +277,7 @@ class PatternPane:
         self._variations: dict[tuple[object, ...], ScanVariation] = {}
         self._label_scores: dict[tuple[object, ...], dict[tuple[int, int], np.ndarray]] = {}
         self._removable: tuple[tuple[object, ...], tuple[int, ...]] | None = None
+        self._decidable = False  # two classes have MIN_LABELS labels (kept by set_labels)
 
     @classmethod
     def for_session(cls, session: Any, state: PaneState | None = None) -> PatternPane:
@@ -307,6 +308,10 @@ class PatternPane:
         if labels != self._labels:
             self._labels = dict(labels)
             self._members_version += 1
+            counts = np.bincount(
+                np.fromiter(labels.values(), np.int64, len(labels)), minlength=len(self.classes)
+            )
+            self._decidable = int((counts >= MIN_LABELS).sum()) >= 2
 
     def set_probabilities(self, probabilities: np.ndarray | None) -> None:
         """The model's class probabilities (Rx, Ry, C) (the model references follow them)."""
@@ -378,11 +383,7 @@ class PatternPane:
         st = state or self.state
         if st.variation != "removed" or st.view not in VARIATION_VIEWS or st.zoom == "native":
             return False
-        counts = np.bincount(
-            np.fromiter(self._labels.values(), np.int64, len(self._labels)),
-            minlength=len(self.classes),
-        )
-        return int((counts >= MIN_LABELS).sum()) >= 2
+        return self._decidable
 
     def _variation_key(self, state: PaneState) -> tuple[object, ...]:
         return (state.view, state.average, state.centring, state.smooth)
